@@ -1,0 +1,80 @@
+"""Every exception target-sync raises on purpose, grouped by how the caller recovers.
+
+::
+
+    TargetSyncError                 base; ``exit_code`` says what the CLI returns
+    ├── ConfigError                 fix the YAML or the environment, then rerun (exit 2)
+    │   └── MissingExtraError       install the named extra (exit 2)
+    ├── SourceError                 the warehouse query failed or returned unusable data (exit 1)
+    ├── StateError                  the state file is unusable (exit 1)
+    │   └── LockedError             another run holds the lock; wait for it (exit 1)
+    ├── GuardrailError              the run looks like a broken upstream; --force to send (exit 1)
+    ├── StrictRejectError           --strict and some rows were rejected; nothing sent (exit 1)
+    └── TargetError                 talking to Target failed (exit 1)
+        ├── TargetRetriableError    503/429/5xx/network: retried, then raised when retries run out
+        └── TargetFatalError        rejected batch, bad token, other HTTP answers: not retried
+
+Messages say what happened, to which object, and what happens next; they never contain a
+secret. The CLI prints ``str(error)`` on one line and a traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+
+class TargetSyncError(Exception):
+    """Base class of the errors target-sync raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(TargetSyncError):
+    """The config file, a variable it reads, or the mapping against the source is wrong."""
+
+    exit_code = 2
+
+
+class MissingExtraError(ConfigError):
+    """A config needs an optional dependency that is not installed."""
+
+    def __init__(self, what: str, extra: str, module: str) -> None:
+        super().__init__(
+            f"{what} needs the '{extra}' extra (module '{module}' is not installed); "
+            f"install it with: pip install 'target-sync[{extra}]'"
+        )
+        self.extra = extra
+
+
+class SourceError(TargetSyncError):
+    """The warehouse could not be reached, or its query failed."""
+
+
+class StateError(TargetSyncError):
+    """The state file cannot be opened, or holds something this version cannot use."""
+
+
+class LockedError(StateError):
+    """Another run of the same sync holds the state lock."""
+
+
+class GuardrailError(TargetSyncError):
+    """The run would remove or shrink far more than configured; nothing was sent."""
+
+
+class StrictRejectError(TargetSyncError):
+    """Strict mode is on and rows were rejected; nothing was sent."""
+
+
+class TargetError(TargetSyncError):
+    """Talking to Target failed."""
+
+
+class TargetRetriableError(TargetError):
+    """A transient failure (503, 429, 5xx, connection, timeout); retried with backoff."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TargetFatalError(TargetError):
+    """Target refused the call (rejected batch, bad token, unexpected answer); not retried."""
