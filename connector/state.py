@@ -237,22 +237,20 @@ class StateStore:
 
         Read on its own cursor, so batches can be committed while it is being read.
         """
-        cursor = self.con.cursor()
-        result = cursor.execute(
+        relation = self.con.cursor().sql(
             f"SELECT id, cells, fp, url_encode(id) || ',' || cells || chr(10) AS line "
             f"FROM {self.tables.changes} WHERE kind <> 'removed'"
         )
-        return result.to_arrow_reader(batch_rows)
+        return relation.to_arrow_reader(batch_rows)
 
     def removed_stream(self, exit_cells: str, batch_rows: int) -> pa.RecordBatchReader:
         """Profiles that left the result, as lines carrying the exit attributes."""
-        cursor = self.con.cursor()
-        result = cursor.execute(
+        relation = self.con.cursor().sql(
             f"SELECT id, CAST(NULL AS VARCHAR) AS cells, CAST(NULL AS UBIGINT) AS fp, "
             f"url_encode(id) || ',' || {sql_literal(exit_cells)} || chr(10) AS line "
             f"FROM {self.tables.changes} WHERE kind = 'removed'"
         )
-        return result.to_arrow_reader(batch_rows)
+        return relation.to_arrow_reader(batch_rows)
 
     def sample_changes(self, limit: int) -> list[tuple[str, str, str | None, str | None]]:
         """A few changed profiles: (kind, id, old cells, new cells)."""
@@ -315,7 +313,8 @@ class StateStore:
         try:
             self.con.execute("BEGIN TRANSACTION")
             for statement in _statements(sql):
-                self.con.execute(statement, {"batch_id": batch_id})
+                params = {"batch_id": batch_id} if "$batch_id" in statement else None
+                self.con.execute(statement, params)
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")

@@ -37,8 +37,7 @@ def open_reader(config: SyncConfig) -> Iterator[pa.RecordBatchReader]:
     con = _connect(source, config.label)
     try:
         try:
-            result = con.execute(source.query_text())
-            reader = result.to_arrow_reader(source.batch_size)
+            reader = con.sql(source.query_text()).to_arrow_reader(source.batch_size)
         except duckdb.Error as exc:
             raise SourceError(f"{config.label}: the DuckDB query failed: {_first_line(exc)}") from None
         yield reader

@@ -1,0 +1,5 @@
+"""``python -m connector`` is the ``target-sync`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,98 @@
+"""Shared fixtures: the Target emulator over real HTTP, DuckDB warehouses, config files, and
+the real CLI run as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import yaml
+
+from connector.emulator import Emulator
+
+CLI = [sys.executable, "-m", "connector"]
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    """A Target emulator on a free loopback port, for one test."""
+    with Emulator(client_code="demo") as emu:
+        yield emu
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Callable[[str], Path]:
+    """Run SQL against a DuckDB warehouse file of this test; returns its path."""
+    path = tmp_path / "warehouse.duckdb"
+
+    def run(sql: str) -> Path:
+        with duckdb.connect(str(path)) as con:
+            con.execute(sql)
+        return path
+
+    return run
+
+
+ConfigWriter = Callable[..., Path]
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> ConfigWriter:
+    """Write a sync config YAML (defaults: a DuckDB source and the given emulator)."""
+
+    def write(
+        *,
+        emulator: Emulator | None = None,
+        name: str = "test_sync",
+        database: Path | None = None,
+        query: str = "select * from customers",
+        identity: dict[str, Any] | None = None,
+        attributes: dict[str, Any] | None = None,
+        target: dict[str, Any] | None = None,
+        file_name: str = "sync.yaml",
+        **top: Any,
+    ) -> Path:
+        config: dict[str, Any] = {
+            "name": name,
+            "source": {
+                "type": "duckdb",
+                "database": str(database or tmp_path / "warehouse.duckdb"),
+                "query": query,
+            },
+            "identity": identity or {"column": "customer_id"},
+            "attributes": attributes or {"loyaltyTier": "tier", "city": "city"},
+            "target": {
+                "client_code": "demo",
+                "base_url": emulator.base_url if emulator else "http://127.0.0.1:9",
+                "status_poll_interval_seconds": 0.05,
+                "status_deadline_seconds": 5,
+                "backoff_base_seconds": 0.01,
+                "backoff_max_seconds": 0.05,
+                **(target or {}),
+            },
+            "state": {"path": str(tmp_path / "state" / "state.duckdb")},
+            **top,
+        }
+        path = tmp_path / file_name
+        path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+        return path
+
+    return write
+
+
+def run_cli(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the real ``target-sync`` command in a subprocess."""
+    return subprocess.run(
+        [*CLI, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )

@@ -1,0 +1,207 @@
+"""The whole sync path against the Target emulator over real HTTP (issue: the pipeline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import connector
+from connector.emulator import Emulator
+
+from .conftest import ConfigWriter, run_cli
+
+CUSTOMERS = """
+CREATE OR REPLACE TABLE customers AS
+SELECT 'c' || i AS customer_id,
+       CASE i % 3 WHEN 0 THEN 'gold' WHEN 1 THEN 'silver' ELSE NULL END AS tier,
+       'city ' || (i % 7) AS city
+FROM range({n}) t(i)
+"""
+
+
+def test_first_run_sends_all_second_nothing_then_exactly_the_changes(
+    emulator: Emulator, warehouse, write_config: ConfigWriter
+) -> None:
+    warehouse(CUSTOMERS.format(n=500))
+    config = write_config(emulator=emulator)
+
+    first = connector.sync(config)
+    assert (first.new, first.sent, first.exit_code) == (500, 500, 0)
+    assert len(emulator.profiles()) == 500
+    assert emulator.profiles()["c3"] == {"loyaltyTier": "gold", "city": "city 3"}
+    assert "loyaltyTier" not in emulator.profiles()["c2"]  # NULL is an empty cell
+    uploads_after_first = len(emulator.uploads)
+
+    second = connector.sync(config)
+    assert (second.sent, second.batches, second.unchanged) == (0, 0, 500)
+    assert len(emulator.uploads) == uploads_after_first  # zero POSTs
+
+    warehouse(
+        "UPDATE customers SET tier = 'platinum' WHERE customer_id IN ('c1', 'c4', 'c7');"
+        "INSERT INTO customers VALUES ('n1', 'gold', 'Oslo'), ('n2', NULL, 'Rome')"
+    )
+    third = connector.sync(config)
+    assert (third.changed, third.new, third.sent) == (3, 2, 5)
+    sent_ids = sorted(row[0] for row in emulator.uploads[-1].rows)
+    assert sent_ids == ["c1", "c4", "c7", "n1", "n2"]
+    # Every profile goes with its full attribute set, never a partial delta.
+    assert emulator.uploads[-1].header_names == ["thirdPartyId", "loyaltyTier", "city"]
+    assert emulator.profiles()["c4"] == {"loyaltyTier": "platinum", "city": "city 4"}
+
+
+HOSTILE = "a,b\nc\r\"d\" 100% & x+y=z São 東京 😀 'q' ~-_.!*()/?#[]@$;:"
+
+
+def test_hostile_values_arrive_byte_for_byte(
+    emulator: Emulator, warehouse, write_config: ConfigWriter
+) -> None:
+    warehouse(
+        "CREATE TABLE customers AS SELECT * FROM (VALUES "
+        f"('id-1', {_sql(HOSTILE)}, {_sql(HOSTILE[::-1])}), ('id 2', '%', '&'), "
+        "('id,3', '+', '=')) t(customer_id, tier, city)"
+    )
+    result = connector.sync(write_config(emulator=emulator))
+    assert result.sent == 3
+    profiles = emulator.profiles()
+    assert profiles["id-1"] == {"loyaltyTier": HOSTILE, "city": HOSTILE[::-1]}
+    assert profiles["id 2"] == {"loyaltyTier": "%", "city": "&"}
+    assert profiles["id,3"] == {"loyaltyTier": "+", "city": "="}
+    body = emulator.uploads[0].body
+    for raw in (b" ", b"&", b"+", b"=", b"%2", b"\r"):
+        # Only the separators and percent-escapes appear raw in the body.
+        assert raw not in body.split(b"\n", 1)[1].replace(b"%2", b"") or raw == b"%2"
+
+
+def _sql(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def test_dry_run_writes_exactly_what_a_real_run_posts_and_keeps_the_snapshot(
+    emulator: Emulator, warehouse, write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    warehouse(CUSTOMERS.format(n=2000))
+    config = write_config(emulator=emulator, target={"max_rows_per_batch": 700})
+    out = tmp_path / "out"
+
+    code = run_cli("sync", config, "--dry-run", "--out", out)
+    assert code.returncode == 0, code.stderr
+    files = sorted(out.iterdir())
+    assert [f.name for f in files] == [f"test_sync-000{i}.txt" for i in (1, 2, 3)]
+    assert emulator.uploads == []
+    assert connector.status(config)["snapshot_profiles"] == 0
+
+    real = connector.sync(config)
+    assert real.sent == 2000
+    posted = sorted(u.body for u in emulator.uploads)
+    assert posted == sorted(f.read_bytes() for f in files)
+
+
+def test_byte_limit_splits_batches_below_the_limit(
+    warehouse, write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    warehouse(CUSTOMERS.format(n=3000))
+    config = write_config(target={"max_bytes_per_batch": 4096})
+    result = connector.sync(config, dry_run=True, out_dir=tmp_path / "out")
+    sizes = [Path(f).stat().st_size for f in result.batch_files]
+    assert len(sizes) > 10
+    assert max(sizes) < 4096
+    ids: list[str] = []
+    for file in result.batch_files:
+        lines = Path(file).read_bytes().decode().split("\n")
+        assert lines[0] == "batch=thirdPartyId,loyaltyTier,city"
+        assert lines[-1] == ""  # every line ends in \n
+        ids += [line.split(",")[0] for line in lines[1:-1]]
+    assert sorted(ids) == sorted(f"c{i}" for i in range(3000))  # each in exactly one batch
+
+
+@pytest.mark.slow
+def test_1_200_000_profiles_give_three_batches_within_500_000_rows(
+    warehouse, write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    warehouse("CREATE TABLE customers AS SELECT i AS customer_id, i % 10 AS tier FROM range(1200000) t(i)")
+    config = write_config(attributes={"t": "tier"})
+    result = connector.sync(config, dry_run=True, out_dir=tmp_path / "out")
+    rows = [Path(f).read_bytes().count(b"\n") - 1 for f in result.batch_files]
+    assert len(rows) == 3
+    assert max(rows) <= 500_000
+    assert sum(rows) == 1_200_000
+
+
+def test_pcid_and_api_v1(emulator: Emulator, warehouse, write_config: ConfigWriter) -> None:
+    warehouse(CUSTOMERS.format(n=10))
+    emulator.add_profile("c1", {"loyaltyTier": "old"}, id_type="pcId")
+    config = write_config(
+        emulator=emulator,
+        identity={"column": "customer_id", "type": "pcId"},
+        target={"api_version": 1},
+    )
+    result = connector.sync(config)
+    assert result.sent == 10
+    assert emulator.uploads[0].path.endswith("/m2/demo/profile/batchUpdate")
+    assert emulator.uploads[0].header_names[0] == "pcId"
+    # v1 updates existing profiles only.
+    assert emulator.profiles("pcId") == {"c1": {"loyaltyTier": "silver", "city": "city 1"}}
+
+
+def test_plan_counts_without_sending_or_touching_state(
+    emulator: Emulator, warehouse, write_config: ConfigWriter
+) -> None:
+    warehouse(CUSTOMERS.format(n=100))
+    config = write_config(emulator=emulator)
+    connector.sync(config)
+    warehouse("UPDATE customers SET tier = 'x' WHERE customer_id = 'c3'; DELETE FROM customers WHERE customer_id = 'c6'")
+    uploads = len(emulator.uploads)
+
+    report = connector.plan(config)
+    assert (report.changed, report.removed, report.unchanged, report.new) == (1, 1, 98, 0)
+    assert report.attribute_changes == {"loyaltyTier": 1}
+    changed = next(s for s in report.samples if s["kind"] == "changed")
+    assert changed["old"]["loyaltyTier"] == "gold" and changed["new"]["loyaltyTier"] == "x"
+    assert len(emulator.uploads) == uploads
+    assert connector.plan(config).changed == 1  # nothing advanced
+
+    cli = run_cli("plan", config)
+    assert cli.returncode == 0 and "loyaltyTier changed for 1 profile" in cli.stdout
+
+
+def test_status_and_reset(emulator: Emulator, warehouse, write_config: ConfigWriter) -> None:
+    warehouse(CUSTOMERS.format(n=20))
+    config = write_config(emulator=emulator)
+    connector.sync(config)
+    report = connector.status(config)
+    assert report["snapshot_profiles"] == 20
+    assert report["runs"][0]["outcome"] == "delivered"
+    assert report["runs"][0]["summary"]["sent"] == 20
+
+    cli = run_cli("reset", config, "--yes")
+    assert cli.returncode == 0, cli.stderr
+    assert "20 profile(s) forgotten" in cli.stdout
+    assert connector.sync(config).sent == 20
+
+
+def test_removed_profiles_are_forgotten_with_on_removed_ignore(
+    emulator: Emulator, warehouse, write_config: ConfigWriter
+) -> None:
+    warehouse(CUSTOMERS.format(n=10))
+    config = write_config(emulator=emulator)
+    connector.sync(config)
+    warehouse("DELETE FROM customers WHERE customer_id = 'c1'")
+    assert connector.sync(config).removed == 1
+    warehouse("INSERT INTO customers VALUES ('c1', 'silver', 'city 1')")
+    back = connector.sync(config)
+    assert (back.new, back.sent) == (1, 1)  # a profile that comes back is sent again
+
+
+def test_state_file_holds_no_secret(emulator: Emulator, warehouse, write_config: ConfigWriter, tmp_path: Path) -> None:
+    warehouse(CUSTOMERS.format(n=5))
+    config = write_config(emulator=emulator, target={"auth_token": "s3cr3t-token-value"})
+    connector.sync(config)
+    state = tmp_path / "state" / "state.duckdb"
+    with duckdb.connect(str(state), read_only=True) as con:
+        dump = str(con.execute("SELECT * FROM ts_runs").fetchall()) + str(
+            con.execute("SELECT * FROM ts_syncs").fetchall()
+        )
+    assert "s3cr3t" not in dump
+    assert b"s3cr3t" not in state.read_bytes()
