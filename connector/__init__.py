@@ -31,8 +31,8 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .operations import PlanReport, plan, reset, status, validate
-    from .result import SyncResult
     from .pipeline import sync
+    from .result import SyncResult
 
 __all__ = [
     "ConfigError",

@@ -101,8 +101,14 @@ def _config_files(paths: tuple[str, ...]) -> Iterator[Path]:
     type=click.Path(file_okay=False),
     help="With --dry-run: write the exact batch files that would be POSTed to this folder.",
 )
-@click.option("--strict", is_flag=True, default=None, help="Fail before sending if any row is rejected.")
-@click.option("--force", is_flag=True, help="Send even when a guardrail (max_removed_fraction, min_rows) trips.")
+@click.option(
+    "--strict", is_flag=True, default=None, help="Fail before sending if any row is rejected."
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Send even when a guardrail (max_removed_fraction, min_rows) trips.",
+)
 @click.pass_obj
 def sync(
     ctx: Context,
@@ -145,8 +151,11 @@ def sync(
         except Exception as exc:
             if ctx.debug:
                 raise
-            click.echo(f"error: {file}: unexpected {type(exc).__name__}: {exc} "
-                       "(rerun with --debug for details)", err=True)
+            click.echo(
+                f"error: {file}: unexpected {type(exc).__name__}: {exc} "
+                "(rerun with --debug for details)",
+                err=True,
+            )
             code = EXIT_FAILED
         worst = max(worst, code, key=_severity)
     sys.exit(worst)

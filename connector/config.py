@@ -268,7 +268,9 @@ def _check_attribute_name(name: str) -> None:
         raise ValueError(f"attribute '{name}' is reserved for the profile id")
 
 
-def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> SyncConfig:
+def load_config(
+    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> SyncConfig:
     """Read and validate one sync config file."""
     file = Path(path)
     try:

@@ -68,7 +68,10 @@ def run_demo(workdir: Path) -> int:
         last = emulator.uploads[-1]
         click.echo("   what Target received in that batch:")
         for row in last.rows:
-            click.echo("     " + ", ".join(f"{n}={v!r}" for n, v in zip(last.header_names, row, strict=False)))
+            click.echo(
+                "     "
+                + ", ".join(f"{n}={v!r}" for n, v in zip(last.header_names, row, strict=False))
+            )
         profile = emulator.profiles()["cust-00001"]
         click.echo(f"   profile cust-00001 in Target now: {profile}")
 

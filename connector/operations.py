@@ -61,7 +61,9 @@ def plan(config: SyncConfig | str | os.PathLike[str], sample: int = SAMPLE_SIZE)
             names = list(config.attributes)
             changes: dict[str, int] = {}
             if result.full_resend_reason is None:
-                nullable = [s.column is not None and s.null is None for s in config.attributes.values()]
+                nullable = [
+                    s.column is not None and s.null is None for s in config.attributes.values()
+                ]
                 changes, _ = store.attribute_changes(names, nullable)
             samples = [
                 {

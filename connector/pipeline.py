@@ -85,9 +85,7 @@ class Run:
 
 
 @contextmanager
-def open_run(
-    config: SyncConfig, dry_run: bool, listener: Listener | None
-) -> Iterator[Run]:
+def open_run(config: SyncConfig, dry_run: bool, listener: Listener | None) -> Iterator[Run]:
     """Lock the state file, open it, and record the run in the history."""
     with ExitStack() as stack:
         stack.enter_context(StateLock(Path(config.state.path), config.name))
@@ -368,7 +366,9 @@ def poll_statuses(run: Run, client: TargetClient, run_id: str | None) -> dict[st
             counts["still_pending"] = len(waiting)
             run.result.pending_batches = len(store.pending_batches())
             return counts
-        time.sleep(min(config.target.status_poll_interval_seconds, max(0.0, deadline - time.monotonic())))
+        time.sleep(
+            min(config.target.status_poll_interval_seconds, max(0.0, deadline - time.monotonic()))
+        )
 
 
 def _settle(
@@ -415,7 +415,9 @@ def finish(run: Run) -> None:
         f"changed, {result.removed} removed, {result.unchanged} unchanged"
     ]
     verb = "would send" if result.dry_run else "sent"
-    parts.append(f"{verb} {result.sent + result.removed_sent} profile(s) in {result.batches} batch(es)")
+    parts.append(
+        f"{verb} {result.sent + result.removed_sent} profile(s) in {result.batches} batch(es)"
+    )
     if result.rejected:
         parts.append(
             f"{result.rejected_total} rejected ({_reasons(result.rejected)}), "
@@ -457,4 +459,6 @@ def _mapping_change(old: dict[str, object], new: dict[str, object]) -> str:
         notes.append(f"identity type {old.get('identity')} → {new.get('identity')}")
     if old.get("serialization") != new.get("serialization"):
         notes.append("serialization rules changed with this version")
-    return "mapping changed (" + ("; ".join(notes) or "details differ") + "): every profile is resent"
+    return (
+        "mapping changed (" + ("; ".join(notes) or "details differ") + "): every profile is resent"
+    )

@@ -37,7 +37,13 @@ class Reporter:
     def __enter__(self) -> Reporter:
         if self.interactive:
             from rich.console import Console
-            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self._progress = Progress(
                 SpinnerColumn(),
@@ -88,14 +94,18 @@ class Reporter:
         for path in result.batch_files[:20]:
             click.echo(f"  wrote {path}")
         if result.exit_code == 3:
-            click.echo("  next: fix or wait; the next run retries the rejected and failed rows; "
-                       "'target-sync status' lists them")
+            click.echo(
+                "  next: fix or wait; the next run retries the rejected and failed rows; "
+                "'target-sync status' lists them"
+            )
 
 
 def _describe_event(event: Event) -> str | None:
     f = event.fields
     if event.name == "run_start":
-        return f"sync '{event.sync}': run {f['run_id']} started" + (" (dry run)" if f["dry_run"] else "")
+        return f"sync '{event.sync}': run {f['run_id']} started" + (
+            " (dry run)" if f["dry_run"] else ""
+        )
     if event.name == "stage_done":
         stage = f["stage"]
         details = ", ".join(
@@ -133,7 +143,9 @@ def render_plan(report: PlanReport) -> None:
         click.echo(f"    {reject['id']!r}: {reject['reason']}{detail}")
     click.echo(f"  guardrails: {report.guardrail}")
     if report.pending_batches:
-        click.echo(f"  {report.pending_batches} batch(es) pending; the next run resolves them first")
+        click.echo(
+            f"  {report.pending_batches} batch(es) pending; the next run resolves them first"
+        )
     for sample in report.samples:
         click.echo(f"  {sample['kind']} {sample['id']}:")
         old, new = sample["old"] or {}, sample["new"] or {}
@@ -157,7 +169,9 @@ def render_status(report: dict[str, Any]) -> None:
             + (" (dry run)" if run["dry_run"] else "")
         )
     for batch in report["pending_batches"]:
-        click.echo(f"  pending batch {batch['batch_id']} ({batch['rows']} rows) from {batch['run_id']}")
+        click.echo(
+            f"  pending batch {batch['batch_id']} ({batch['rows']} rows) from {batch['run_id']}"
+        )
     for row in report["failed_rows"]:
         click.echo(f"  failed {row['id']!r} in {row['batch_id']}: {row['reason']}")
     for row in report["rejects"]:

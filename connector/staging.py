@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .sql import load as load_sql
 from .serialize import attribute_columns, id_text_sql, mapping_signature, sql_literal, url_encode
+from .sql import load as load_sql
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -24,9 +24,7 @@ def staging_sql(config: SyncConfig, schema: pa.Schema, tables: SyncTables) -> st
     """The ``CREATE TABLE stage AS SELECT ... FROM {source}`` statement for this mapping."""
     columns = attribute_columns(config, schema)
     id_field = schema.field(config.identity.column)
-    id_text = id_text_sql(
-        config.identity.column, id_field.type, f"{config.label}: identity column"
-    )
+    id_text = id_text_sql(config.identity.column, id_field.type, f"{config.label}: identity column")
     texts = [f"{col.text_sql} AS t{i}" for i, col in enumerate(columns)]
     cells = " || ',' || ".join(
         _encoded(f"t{i}", col.null_replacement) for i, col in enumerate(columns)
@@ -37,8 +35,7 @@ def staging_sql(config: SyncConfig, schema: pa.Schema, tables: SyncTables) -> st
         for i, col in enumerate(columns)
     )
     value_checks = "\n        ".join(
-        f"WHEN length(t{i}) > {MAX_VALUE_CHARS} THEN 'value_too_long'"
-        for i in range(len(columns))
+        f"WHEN length(t{i}) > {MAX_VALUE_CHARS} THEN 'value_too_long'" for i in range(len(columns))
     )
     value_details = "\n        ".join(
         f"WHEN length(t{i}) > {MAX_VALUE_CHARS} THEN "

@@ -164,9 +164,7 @@ class StateStore:
         return (row[0], json.loads(row[1])) if row else None
 
     def fingerprint_scheme(self) -> str | None:
-        row = self._one(
-            "SELECT fingerprint_scheme FROM ts_syncs WHERE sync = ?", [self.sync]
-        )
+        row = self._one("SELECT fingerprint_scheme FROM ts_syncs WHERE sync = ?", [self.sync])
         return row[0] if row else None
 
     def refresh_fingerprints(self, signature: str) -> None:
@@ -189,9 +187,7 @@ class StateStore:
         )
 
     def snapshot_size(self) -> int:
-        row = self._one(
-            f"SELECT count(*) FROM {self.tables.snapshot} WHERE NOT gone"
-        )
+        row = self._one(f"SELECT count(*) FROM {self.tables.snapshot} WHERE NOT gone")
         return int(row[0]) if row else 0
 
     # -- stage and diff ----------------------------------------------------------------
@@ -269,7 +265,7 @@ class StateStore:
         if not names:
             return {}, {}
         parts = []
-        for position, name in enumerate(names, start=1):
+        for position in range(1, len(names) + 1):
             old = f"split_part(old_cells, ',', {position})"
             new = f"split_part(cells, ',', {position})"
             parts.append(f"count(*) FILTER (WHERE {old} <> {new})")
@@ -324,9 +320,7 @@ class StateStore:
 
     def forget_removed(self) -> int:
         """Drop profiles that left the result from the snapshot (``on_removed: ignore``)."""
-        count = self._scalar(
-            f"SELECT count(*) FROM {self.tables.changes} WHERE kind = 'removed'"
-        )
+        count = self._scalar(f"SELECT count(*) FROM {self.tables.changes} WHERE kind = 'removed'")
         self.con.execute(
             f"DELETE FROM {self.tables.snapshot} WHERE id IN "
             f"(SELECT id FROM {self.tables.changes} WHERE kind = 'removed')"
@@ -481,10 +475,7 @@ class StateStore:
 
     def prune_history(self, keep_runs: int) -> None:
         """Keep the history of the last ``keep_runs`` runs of this sync."""
-        old = (
-            "SELECT run_id FROM ts_runs WHERE sync = $sync "
-            "ORDER BY started_at DESC OFFSET $keep"
-        )
+        old = "SELECT run_id FROM ts_runs WHERE sync = $sync ORDER BY started_at DESC OFFSET $keep"
         params = {"sync": self.sync, "keep": keep_runs}
         for table in ("ts_failed", "ts_rejects"):
             self.con.execute(

@@ -96,9 +96,7 @@ class TargetClient:
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         if config.auth_token is not None:
-            self.session.headers["Authorization"] = (
-                f"Bearer {config.auth_token.get_secret_value()}"
-            )
+            self.session.headers["Authorization"] = f"Bearer {config.auth_token.get_secret_value()}"
         self.pace = RateLimiter(config.calls_per_minute, sleep=sleep)
         self.retry = RetryPolicy(
             max_attempts=config.max_attempts,
@@ -153,7 +151,9 @@ class TargetClient:
 
         return self.retry.run(once, what, sleep=self._sleep, on_retry=self._on_retry)
 
-    def _call(self, method: str, url: str, what: str, data: bytes | None = None) -> requests.Response:
+    def _call(
+        self, method: str, url: str, what: str, data: bytes | None = None
+    ) -> requests.Response:
         self.pace.acquire()
         headers = {"Content-Type": "application/x-www-form-urlencoded"} if data is not None else {}
         started = time.monotonic()

@@ -120,7 +120,9 @@ def test_byte_limit_splits_batches_below_the_limit(
 def test_1_200_000_profiles_give_three_batches_within_500_000_rows(
     warehouse, write_config: ConfigWriter, tmp_path: Path
 ) -> None:
-    warehouse("CREATE TABLE customers AS SELECT i AS customer_id, i % 10 AS tier FROM range(1200000) t(i)")
+    warehouse(
+        "CREATE TABLE customers AS SELECT i AS customer_id, i % 10 AS tier FROM range(1200000) t(i)"
+    )
     config = write_config(attributes={"t": "tier"})
     result = connector.sync(config, dry_run=True, out_dir=tmp_path / "out")
     rows = [Path(f).read_bytes().count(b"\n") - 1 for f in result.batch_files]
@@ -151,7 +153,10 @@ def test_plan_counts_without_sending_or_touching_state(
     warehouse(CUSTOMERS.format(n=100))
     config = write_config(emulator=emulator)
     connector.sync(config)
-    warehouse("UPDATE customers SET tier = 'x' WHERE customer_id = 'c3'; DELETE FROM customers WHERE customer_id = 'c6'")
+    warehouse(
+        "UPDATE customers SET tier = 'x' WHERE customer_id = 'c3';"
+        "DELETE FROM customers WHERE customer_id = 'c6'"
+    )
     uploads = len(emulator.uploads)
 
     report = connector.plan(config)
@@ -194,7 +199,9 @@ def test_removed_profiles_are_forgotten_with_on_removed_ignore(
     assert (back.new, back.sent) == (1, 1)  # a profile that comes back is sent again
 
 
-def test_state_file_holds_no_secret(emulator: Emulator, warehouse, write_config: ConfigWriter, tmp_path: Path) -> None:
+def test_state_file_holds_no_secret(
+    emulator: Emulator, warehouse, write_config: ConfigWriter, tmp_path: Path
+) -> None:
     warehouse(CUSTOMERS.format(n=5))
     config = write_config(emulator=emulator, target={"auth_token": "s3cr3t-token-value"})
     connector.sync(config)

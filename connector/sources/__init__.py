@@ -38,7 +38,8 @@ class SourceModule(Protocol):
 
 
 def _module(config: SyncConfig) -> SourceModule:
-    return importlib.import_module(_MODULES[config.source.type])  # type: ignore[return-value]
+    module: SourceModule = importlib.import_module(_MODULES[config.source.type])
+    return module
 
 
 def open_reader(config: SyncConfig) -> AbstractContextManager[pa.RecordBatchReader]:

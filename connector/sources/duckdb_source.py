@@ -39,7 +39,9 @@ def open_reader(config: SyncConfig) -> Iterator[pa.RecordBatchReader]:
         try:
             reader = con.sql(source.query_text()).to_arrow_reader(source.batch_size)
         except duckdb.Error as exc:
-            raise SourceError(f"{config.label}: the DuckDB query failed: {_first_line(exc)}") from None
+            raise SourceError(
+                f"{config.label}: the DuckDB query failed: {_first_line(exc)}"
+            ) from None
         yield reader
     finally:
         con.close()
@@ -51,7 +53,7 @@ def probe_schema(config: SyncConfig) -> pa.Schema:
     con = _connect(source, config.label)
     try:
         sql = f"SELECT * FROM ({source.query_text()}) AS q LIMIT 0"
-        return con.execute(sql).to_arrow_table().schema
+        return con.sql(sql).to_arrow_table().schema
     except duckdb.Error as exc:
         raise SourceError(f"{config.label}: the DuckDB query failed: {_first_line(exc)}") from None
     finally:
