@@ -63,10 +63,11 @@ def require(module: str, extra: str, what: str) -> object:
 def rebatch(
     schema: pa.Schema, batches: Iterator[pa.RecordBatch], rows: int
 ) -> pa.RecordBatchReader:
-    """A reader yielding batches of about ``rows`` rows from batches of any size.
+    """A reader yielding batches of exactly ``rows`` rows (the last may be shorter) from
+    batches of any size.
 
     Engines pick their own batch sizes (Snowflake sometimes a few hundred rows); DuckDB
-    ingests ~100k-row batches much faster than tiny ones.
+    ingests ~100k-row batches much faster than tiny ones, and bounded batches bound memory.
     """
     import pyarrow as pa
 
@@ -74,17 +75,24 @@ def rebatch(
         pending: list[pa.RecordBatch] = []
         count = 0
         for batch in batches:
-            if batch.num_rows == 0:
-                continue
-            if not pending and batch.num_rows >= rows:
-                yield batch
-                continue
-            pending.append(batch)
-            count += batch.num_rows
-            if count >= rows:
-                yield pa.Table.from_batches(pending, schema).combine_chunks().to_batches()[0]
-                pending, count = [], 0
+            offset = 0
+            while offset < batch.num_rows:
+                take = min(rows - count, batch.num_rows - offset)
+                pending.append(batch.slice(offset, take))
+                count += take
+                offset += take
+                if count == rows:
+                    yield _combine(schema, pending)
+                    pending, count = [], 0
         if pending:
-            yield pa.Table.from_batches(pending, schema).combine_chunks().to_batches()[0]
+            yield _combine(schema, pending)
 
     return pa.RecordBatchReader.from_batches(schema, regroup())
+
+
+def _combine(schema: pa.Schema, parts: list[pa.RecordBatch]) -> pa.RecordBatch:
+    if len(parts) == 1:
+        return parts[0]
+    import pyarrow as pa
+
+    return pa.Table.from_batches(parts, schema).combine_chunks().to_batches()[0]

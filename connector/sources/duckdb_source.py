@@ -20,9 +20,12 @@ def _connect(source: DuckDBSource, label: str) -> duckdb.DuckDBPyConnection:
     if database != ":memory:" and not source.database.exists():
         raise ConfigError(f"{label}: source.database {database} does not exist")
     try:
-        return duckdb.connect(database, read_only=database != ":memory:")
+        con = duckdb.connect(database, read_only=database != ":memory:")
     except duckdb.Error as exc:
         raise SourceError(f"{label}: cannot open DuckDB database {database}: {exc}") from None
+    # Zoned timestamps come out labelled with the session zone; make it UTC everywhere.
+    con.execute("SET TimeZone = 'UTC'")
+    return con
 
 
 def _source(config: SyncConfig) -> DuckDBSource:
