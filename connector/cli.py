@@ -2,27 +2,39 @@
 
 This is the only module that knows about the terminal and turns exceptions into exit codes:
 0 all delivered, 1 the run failed, 2 usage or config error, 3 some profiles were rejected or
-failed (listed, and retried by the next run).
+failed (listed, and retried by the next run). Under ``--log-format json`` every line written
+to stderr is one JSON object, errors (usage errors included) as ``{"event": "error", ...}``.
+
+Heavy modules (duckdb, pyarrow, the warehouse drivers) are imported inside the commands, so
+``--help`` stays fast.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from .errors import ConfigError, TargetSyncError
-from .logs import configure_logging
-from .result import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from .logs import add_secrets, configure_logging, log_error, log_event
+from .result import EXIT_FAILED, EXIT_OK, EXIT_USAGE, exit_severity
+
+if TYPE_CHECKING:
+    from .config import SyncConfig
 
 T = TypeVar("T")
 
 log = logging.getLogger("connector.cli")
+
+LOG_FORMAT_ENV = "TARGET_SYNC_LOG_FORMAT"
+EXIT_INTERRUPTED = 130
+INTERRUPTED = "interrupted; the snapshot holds only what Target accepted; rerunning is safe"
 
 
 class Context:
@@ -32,40 +44,156 @@ class Context:
         self.debug = debug
         self.log_format = log_format
 
+    @property
+    def json(self) -> bool:
+        return self.log_format == "json"
+
+
+def report_error(json_log: bool, message: str, code: int, **fields: Any) -> None:
+    """Print an error: ``error: ...`` on stderr, or an ``error`` event in the JSON log."""
+    if json_log:
+        log_error(message, code, **fields)
+    else:
+        click.echo(f"error: {message}", err=True)
+
+
+def _fail(ctx: Context, message: str, code: int, **fields: Any) -> NoReturn:
+    report_error(ctx.json, message, code, **fields)
+    sys.exit(code)
+
 
 def guarded(ctx: Context, action: Callable[[], T]) -> T:
-    """Run ``action``; on a known error print one line and exit with its code."""
+    """Run ``action``; on a known error print one line (or JSON event) and exit with its code."""
     try:
         return action()
     except TargetSyncError as exc:
         if ctx.debug:
             raise
-        _fail(str(exc), exc.exit_code)
+        _fail(ctx, str(exc), exc.exit_code, error=type(exc).__name__)
     except KeyboardInterrupt:
-        _fail("interrupted; the snapshot holds only what Target accepted; rerunning is safe", 130)
+        _fail(ctx, INTERRUPTED, EXIT_INTERRUPTED, error="KeyboardInterrupt")
     except Exception as exc:  # the CLI must never dump a traceback without --debug
         if ctx.debug:
             raise
         _fail(
+            ctx,
             f"unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for details)",
             EXIT_FAILED,
+            error=type(exc).__name__,
         )
-    raise AssertionError("unreachable")
 
 
-def _fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
+def _json_requested(argv: Sequence[str]) -> bool:
+    """Whether the command line (or the environment) asks for JSON logs, before parsing."""
+    for index, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg == "--log-format=json" or (
+            arg == "--log-format" and index + 1 < len(argv) and argv[index + 1] == "json"
+        ):
+            return True
+    return os.environ.get(LOG_FORMAT_ENV) == "json"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Cli(click.Group):
+    """The command group; reports usage errors as JSON events under ``--log-format json``."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
+        json_log = _json_requested(argv)
+        try:
+            code = super().main(argv, prog_name, complete_var, False, **extra)
+        except click.ClickException as exc:
+            if json_log:
+                configure_logging(debug=False, log_format="json")
+                log_error(exc.format_message(), exc.exit_code, error=type(exc).__name__)
+            else:
+                exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort as exc:
+            interrupted = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
+            if json_log:
+                configure_logging(debug=False, log_format="json")
+            report_error(
+                json_log,
+                INTERRUPTED if interrupted else "aborted",
+                EXIT_INTERRUPTED if interrupted else EXIT_FAILED,
+                error="KeyboardInterrupt" if interrupted else "Abort",
+            )
+            sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_FAILED)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _set_logging(click_ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """Callback of the per-command copies of --log-format and --debug."""
+    if value is None or value is False:
+        return
+    ctx = click_ctx.find_object(Context)
+    if ctx is None:
+        return
+    if param.name == "log_format":
+        ctx.log_format = value
+    else:
+        ctx.debug = True
+    configure_logging(debug=ctx.debug, log_format=ctx.log_format)
+
+
+def _logging_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Accept --log-format and --debug after the command name too (`sync --log-format json`)."""
+    command = click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        default=None,
+        expose_value=False,
+        callback=_set_logging,
+        help="text (default) or json: one JSON object per event on stderr. "
+        "Same as the global option.",
+    )(command)
+    return click.option(
+        "--debug",
+        is_flag=True,
+        default=False,
+        expose_value=False,
+        callback=_set_logging,
+        help="Show tracebacks and debug logs. Same as the global option.",
+    )(command)
+
+
+EPILOG = f"""\b
+Exit codes: 0 all delivered; 1 the run failed (source, state, lock, Target);
+2 usage or config error; 3 the run finished but some rows were rejected or
+failed (listed by 'target-sync status', retried by the next run).
+\b
+Environment: {LOG_FORMAT_ENV}=json sets --log-format json; configs read
+their own ${{VARS}} (tokens, passwords, webhook URLs) from the environment.
+Run 'target-sync COMMAND --help' for a command's options.
+"""
+
+
+@click.group(
+    cls=_Cli,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EPILOG,
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
-    help="json: one JSON object per event on stderr, for log shippers and orchestrators.",
+    envvar=LOG_FORMAT_ENV,
+    show_envvar=True,
+    help="json: one JSON object per event on stderr (run start/end, stages, batches, "
+    "retries, errors), for log shippers and orchestrators.",
 )
 @click.version_option(package_name="target-sync")
 @click.pass_context
@@ -73,8 +201,7 @@ def main(click_ctx: click.Context, debug: bool, log_format: str) -> None:
     """Keep Adobe Target visitor profiles in step with a warehouse query or dbt model.
 
     Each run streams the query result, compares it with the snapshot of what Target last
-    accepted, and sends only the new and changed profiles. Exit codes: 0 delivered,
-    1 failed, 2 usage or config error, 3 some profiles rejected or failed (retried next run).
+    accepted, and sends only the new and changed profiles.
     """
     configure_logging(debug=debug, log_format=log_format)
     click_ctx.obj = Context(debug, log_format)
@@ -92,9 +219,21 @@ def _config_files(paths: tuple[str, ...]) -> Iterator[Path]:
             yield path
 
 
-@main.command()
+def _load(file: str | Path) -> SyncConfig:
+    """Load a config and mask its secrets in every log line from now on."""
+    from .config import load_config
+    from .notify import secret_values
+
+    config = load_config(file)
+    add_secrets(secret_values(config))
+    return config
+
+
+@main.command(short_help="Run the sync(s): config files, or folders of *.yaml, in turn.")
 @click.argument("configs", nargs=-1, required=True, type=click.Path())
-@click.option("--dry-run", is_flag=True, help="Send nothing and leave the snapshot as it is.")
+@click.option(
+    "--dry-run", is_flag=True, help="Send nothing and leave the snapshot as it is; count only."
+)
 @click.option(
     "--out",
     "out_dir",
@@ -102,13 +241,17 @@ def _config_files(paths: tuple[str, ...]) -> Iterator[Path]:
     help="With --dry-run: write the exact batch files that would be POSTed to this folder.",
 )
 @click.option(
-    "--strict", is_flag=True, default=None, help="Fail before sending if any row is rejected."
+    "--strict",
+    is_flag=True,
+    default=None,
+    help="Fail before sending if any row is rejected (default: the config's 'strict').",
 )
 @click.option(
     "--force",
     is_flag=True,
     help="Send even when a guardrail (max_removed_fraction, min_rows) trips.",
 )
+@_logging_options
 @click.pass_obj
 def sync(
     ctx: Context,
@@ -118,121 +261,184 @@ def sync(
     strict: bool | None,
     force: bool,
 ) -> None:
-    """Run the sync(s) of CONFIG files or folders, one after the other.
+    """Run the sync of each CONFIG file, or of every *.yaml in a CONFIG folder, in turn.
 
-    The exit code is the worst of the runs.
+    Shows progress per stage on a terminal (plain lines otherwise), then a summary: rows
+    read, new/changed/removed/unchanged, rejects by reason, batches and bytes sent, failed
+    rows, stale NULLs, time per stage and what happens next. Each run gets its own outcome;
+    the exit code is the worst of them. Before running several configs, warns when two of
+    them write different attributes of the same Target profiles (they would undo each other).
+
+    A config's optional notify: section POSTs a JSON summary to a webhook when a run fails
+    or leaves rows behind; a failing webhook never changes the run's outcome.
     """
-    from .pipeline import sync as run_sync
-    from .render import Reporter
+    from .operations import attribute_conflicts
+    from .render import render_overview
 
     if out_dir and not dry_run:
-        _fail("--out writes batch files instead of sending: use it with --dry-run", EXIT_USAGE)
+        _fail(ctx, "--out writes batch files instead of sending: use it with --dry-run", EXIT_USAGE)
     files = guarded(ctx, lambda: list(_config_files(configs)))
-    worst = EXIT_OK
+    loaded: list[tuple[Path, SyncConfig | ConfigError]] = []
     for file in files:
-        reporter = Reporter(json_events=ctx.log_format == "json")
         try:
-            with reporter:
-                result = run_sync(
-                    file,
-                    dry_run=dry_run,
-                    out_dir=out_dir,
-                    strict=strict,
-                    force=force,
-                    listener=reporter.on_event,
-                )
-            reporter.summary(result)
-            code = result.exit_code
-        except TargetSyncError as exc:
-            if ctx.debug:
-                raise
-            click.echo(f"error: {exc}", err=True)
-            code = exc.exit_code
-        except Exception as exc:
-            if ctx.debug:
-                raise
-            click.echo(
-                f"error: {file}: unexpected {type(exc).__name__}: {exc} "
-                "(rerun with --debug for details)",
-                err=True,
+            loaded.append((file, _load(file)))
+        except ConfigError as exc:
+            loaded.append((file, exc))
+    good = [config for _, config in loaded if not isinstance(config, ConfigError)]
+    if len(good) > 1:
+        for warning in attribute_conflicts(good):
+            log.warning(
+                "%s", warning, extra={"event_fields": {"event": "warning", "message": warning}}
             )
-            code = EXIT_FAILED
-        worst = max(worst, code, key=_severity)
+
+    worst = EXIT_OK
+    outcomes: list[dict[str, Any]] = []
+    for file, config in loaded:
+        name = file.stem if isinstance(config, ConfigError) else config.name
+        if isinstance(config, ConfigError):
+            report_error(ctx.json, str(config), config.exit_code, error="ConfigError")
+            code, outcome = config.exit_code, "config_error"
+        else:
+            code, outcome = _run_one(ctx, config, dry_run, out_dir, strict, force)
+        outcomes.append({"sync": name, "config": str(file), "outcome": outcome, "exit_code": code})
+        worst = max(worst, code, key=exit_severity)
+    if len(loaded) > 1:
+        if ctx.json:
+            log_event("syncs_done", "", {"exit_code": worst, "runs": outcomes})
+        else:
+            render_overview(outcomes, worst)
     sys.exit(worst)
 
 
-def _severity(code: int) -> int:
-    return {EXIT_OK: 0, 3: 1, EXIT_FAILED: 2, EXIT_USAGE: 3}.get(code, 2)
+def _run_one(
+    ctx: Context,
+    config: SyncConfig,
+    dry_run: bool,
+    out_dir: str | None,
+    strict: bool | None,
+    force: bool,
+) -> tuple[int, str]:
+    """Run one sync with progress and summary; returns (exit code, outcome)."""
+    from .pipeline import sync as run_sync
+    from .render import Reporter
+
+    reporter = Reporter(ctx.log_format)
+    try:
+        with reporter:
+            result = run_sync(
+                config,
+                dry_run=dry_run,
+                out_dir=out_dir,
+                strict=strict,
+                force=force,
+                listener=reporter.on_event,
+            )
+    except TargetSyncError as exc:
+        if ctx.debug:
+            raise
+        report_error(ctx.json, str(exc), exc.exit_code, sync=config.name, error=type(exc).__name__)
+        return exc.exit_code, "failed"
+    except Exception as exc:
+        if ctx.debug:
+            raise
+        message = (
+            f"{config.label}: unexpected {type(exc).__name__}: {exc} "
+            "(rerun with --debug for details)"
+        )
+        report_error(ctx.json, message, EXIT_FAILED, sync=config.name, error=type(exc).__name__)
+        return EXIT_FAILED, "failed"
+    reporter.summary(result)
+    return result.exit_code, result.outcome
 
 
-@main.command()
+@main.command(short_help="What the next run would send: counts, field changes, samples.")
 @click.argument("config", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-@click.option("--samples", default=5, show_default=True, help="How many sample profiles to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
+@click.option(
+    "--samples", default=5, show_default=True, help="How many sample profiles to show (old → new)."
+)
+@_logging_options
 @click.pass_obj
 def plan(ctx: Context, config: str, as_json: bool, samples: int) -> None:
-    """Show what the next run would send: counts, field changes, samples. Sends nothing."""
+    """Show what the next run of CONFIG would send; sends nothing, changes nothing.
+
+    Counts (new, changed, removed, unchanged, rejected by reason), how many profiles each
+    attribute changes for, why everything would be resent (first run, changed mapping),
+    sample profiles old → new, and whether the guardrails would stop the run.
+    """
     from .operations import plan as make_plan
     from .render import render_plan
 
-    report = guarded(ctx, lambda: make_plan(config, sample=samples))
+    loaded = guarded(ctx, lambda: _load(config))
+    report = guarded(ctx, lambda: make_plan(loaded, sample=samples))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
     else:
         render_plan(report)
 
 
-@main.command()
+@main.command(short_help="Check the config, source columns and types, Target reachability.")
 @click.argument("config", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON on stdout.")
+@_logging_options
 @click.pass_obj
 def validate(ctx: Context, config: str, as_json: bool) -> None:
-    """Check the config, the source's columns and types, and that Target is reachable."""
+    """Check CONFIG, the source's columns and types, and that Target is reachable."""
     from .operations import validate as run_validate
     from .render import render_validate
 
-    report = guarded(ctx, lambda: run_validate(config))
+    loaded = guarded(ctx, lambda: _load(config))
+    report = guarded(ctx, lambda: run_validate(loaded))
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
         render_validate(report)
 
 
-@main.command()
+@main.command(short_help="Last runs, pending batches, failed rows, rejects.")
 @click.argument("config", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")
 @click.option("--runs", default=10, show_default=True, help="How many recent runs to show.")
+@_logging_options
 @click.pass_obj
 def status(ctx: Context, config: str, as_json: bool, runs: int) -> None:
-    """Show the last runs, pending batches, failed rows and rejects."""
+    """Show the run history of CONFIG: last runs with counts and outcome, batches Target is
+    still processing, and the failed and rejected rows (with reasons) of the last run.
+
+    The history keeps the last state.keep_runs runs (default 200).
+    """
     from .operations import status as read_status
     from .render import render_status
 
-    report = guarded(ctx, lambda: read_status(config, runs=runs))
+    loaded = guarded(ctx, lambda: _load(config))
+    report = guarded(ctx, lambda: read_status(loaded, runs=runs))
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
     else:
         render_status(report)
 
 
-@main.command()
+@main.command(short_help="Forget the snapshot: the next run sends every profile.")
 @click.argument("config", type=click.Path())
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_logging_options
 @click.pass_obj
 def reset(ctx: Context, config: str, yes: bool) -> None:
-    """Forget the snapshot: the next run sends every profile again."""
+    """Forget the snapshot of CONFIG: the next run sends every profile again."""
     from .operations import reset as forget
 
+    loaded = guarded(ctx, lambda: _load(config))
     if not yes and sys.stdin.isatty():
         click.confirm("Forget the snapshot? The next run resends every profile", abort=True)
-    count = guarded(ctx, lambda: forget(config))
+    count = guarded(ctx, lambda: forget(loaded))
     click.echo(f"snapshot of {count} profile(s) forgotten; the next run sends every profile")
 
 
-@main.command()
+@main.command(short_help="The local Target emulator, for demos and development.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8899, show_default=True, help="Port to listen on (0: any).")
 @click.option("--client-code", default="demo", show_default=True, help="Target client code.")
+@_logging_options
 @click.pass_obj
 def emulator(ctx: Context, host: str, port: int, client_code: str) -> None:
     """Run the local Target emulator (for demos and development) until interrupted."""
@@ -241,7 +447,7 @@ def emulator(ctx: Context, host: str, port: int, client_code: str) -> None:
     guarded(ctx, lambda: serve_forever(host=host, port=port, client_code=client_code))
 
 
-@main.command()
+@main.command(short_help="The whole path on the embedded default: DuckDB + emulator.")
 @click.option(
     "--workdir",
     type=click.Path(file_okay=False),
@@ -249,6 +455,7 @@ def emulator(ctx: Context, host: str, port: int, client_code: str) -> None:
     show_default=True,
     help="Where the demo warehouse and state are created.",
 )
+@_logging_options
 @click.pass_obj
 def demo(ctx: Context, workdir: str) -> None:
     """Run the whole path on the embedded default: DuckDB warehouse + local emulator."""

@@ -8,24 +8,32 @@ expected.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 import re
 from collections.abc import Mapping
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     SecretStr,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from .errors import ConfigError
 
@@ -33,6 +41,10 @@ DEFAULT_STATE_PATH = ".target-sync/state.duckdb"
 MAX_ROWS_PER_BATCH = 500_000
 MAX_BYTES_PER_BATCH = 50_000_000
 MAX_ATTRIBUTE_NAME_CHARS = 128
+MAX_VALUE_CHARS = 256
+# Stop a run that would drop more than this share of the synced profiles (a broken upstream
+# model looks like that); `max_removed_fraction: null` turns the guardrail off.
+DEFAULT_MAX_REMOVED_FRACTION = 0.5
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -139,13 +151,78 @@ class Identity(_Frozen):
     type: Literal["thirdPartyId", "pcId"] = "thirdPartyId"
 
 
-class Attribute(_Frozen):
-    """One Target profile attribute: a column, or a static value."""
+def _scalar_text(value: Any) -> Any:
+    """A YAML scalar given where text is expected, as the text Target would get for it.
 
-    column: str | None = None
-    value: str | None = None
-    null: str | None = None
-    format: str | None = None
+    ``null: 0`` or ``set: {vip: false}`` read as numbers and booleans; they mean ``"0"`` and
+    ``"false"`` (the canonical texts of connector/serialize.py). Other types stay as they are
+    and fail validation.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return repr(value + 0.0)  # -0.0 + 0.0 is 0.0
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _check_sent_text(value: str | None) -> str | None:
+    """A value sent as is (a static value, a NULL replacement, an exit value)."""
+    if value is None:
+        return value
+    if value == "":
+        raise ValueError("must not be empty: Target ignores empty values")
+    if len(value) > MAX_VALUE_CHARS:
+        raise ValueError(f"is {len(value)} characters; Target takes at most {MAX_VALUE_CHARS}")
+    return value
+
+
+SentText = Annotated[str, BeforeValidator(_scalar_text), AfterValidator(_check_sent_text)]
+
+
+def _check_attribute_name(name: str) -> str:
+    if not name or not name.strip():
+        raise ValueError("attribute names must not be empty")
+    if len(name) > MAX_ATTRIBUTE_NAME_CHARS:
+        raise ValueError(
+            f"attribute name '{name[:40]}...' is {len(name)} characters; Target takes at most "
+            f"{MAX_ATTRIBUTE_NAME_CHARS}"
+        )
+    if name != name.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise ValueError(
+            f"attribute name {name!r} has leading or trailing spaces or control characters"
+        )
+    if name.startswith("profile."):
+        raise ValueError(
+            f"attribute '{name}': write the plain name without 'profile.' "
+            "(Target adds the prefix itself)"
+        )
+    if name in ("thirdPartyId", "pcId", "mbox3rdPartyId"):
+        raise ValueError(f"attribute '{name}' is reserved for the profile id")
+    return name
+
+
+AttributeName = Annotated[str, AfterValidator(_check_attribute_name)]
+
+
+class Attribute(_Frozen):
+    """One Target profile attribute: a column, or a static value.
+
+    ``null`` replaces NULL (and the empty text, which Target ignores too); ``format``
+    overrides how the column's type is written (see connector/serialize.py).
+    """
+
+    column: str | None = Field(None, min_length=1)
+    value: SentText | None = None
+    null: SentText | None = None
+    format: str | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _column_or_value(self) -> Attribute:
@@ -159,7 +236,25 @@ class Attribute(_Frozen):
 class RemovedSet(_Frozen):
     """Send these attributes once for profiles that left the result, then forget them."""
 
-    set: dict[str, str] = Field(min_length=1)
+    set: dict[AttributeName, SentText] = Field(min_length=1)
+
+
+def _removed_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "ignore"
+    if isinstance(value, Mapping | RemovedSet):
+        return "set"
+    return None
+
+
+OnRemoved = Annotated[
+    Annotated[Literal["ignore"], Tag("ignore")] | Annotated[RemovedSet, Tag("set")],
+    Discriminator(
+        _removed_kind,
+        custom_error_type="on_removed",
+        custom_error_message="expected 'ignore' or {set: {attribute: value, ...}}",
+    ),
+]
 
 
 class TargetConfig(_Frozen):
@@ -201,20 +296,74 @@ class StateConfig(_Frozen):
     keep_runs: int = Field(200, ge=1)
 
 
+NotifyWhen = Literal["failure", "rejects", "failed_rows", "always"]
+
+
+class NotifyConfig(_Frozen):
+    """Where to POST a JSON summary of a run, and after which outcomes.
+
+    ``on``: ``failure`` (the run failed), ``rejects`` (rows were rejected), ``failed_rows``
+    (Target reported rows failed, or batches stuck or unreadable), ``always`` (every run).
+    Dry runs never notify. The URL is a secret: webhook URLs usually carry a token.
+    """
+
+    webhook_url: SecretStr
+    on: tuple[NotifyWhen, ...] = Field(("failure", "rejects", "failed_rows"), min_length=1)
+    timeout_seconds: float = Field(10.0, gt=0, le=120)
+    allow_insecure_http: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `on:` key as the boolean true.
+        if isinstance(value, Mapping) and True in value and "on" not in value:
+            value = {("on" if k is True else k): v for k, v in value.items()}
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_shape(cls, value: SecretStr) -> SecretStr:
+        # Messages never echo the URL: it is a secret.
+        url = value.get_secret_value()
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError("must start with http:// or https:// and name a host")
+        return value
+
+    @model_validator(mode="after")
+    def _transport(self) -> NotifyConfig:
+        parts = urlsplit(self.webhook_url.get_secret_value())
+        if parts.scheme == "http" and not self.allow_insecure_http:
+            host = parts.hostname or ""
+            try:
+                loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                loopback = False
+            if not loopback:
+                raise ValueError(
+                    "webhook_url: refusing plain http:// to a host other than loopback (the "
+                    "URL and the run summary would cross the network unencrypted); use "
+                    "https:// or set notify.allow_insecure_http: true"
+                )
+        return self
+
+
 class SyncConfig(_Frozen):
     """One sync: a query, an identity, a mapping, and where to send it."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
     source: Source
     identity: Identity
-    attributes: dict[str, Attribute] = Field(min_length=1)
-    on_removed: Literal["ignore"] | RemovedSet = "ignore"
+    attributes: dict[AttributeName, Attribute] = Field(min_length=1)
+    on_removed: OnRemoved = "ignore"
     target: TargetConfig
     state: StateConfig = StateConfig()
     strict: bool = False
-    max_removed_fraction: float | None = Field(None, ge=0, le=1)
+    max_removed_fraction: float | None = Field(DEFAULT_MAX_REMOVED_FRACTION, ge=0, le=1)
     min_rows: int | None = Field(None, ge=0)
+    notify: NotifyConfig | None = None
     config_path: Path | None = Field(None, exclude=True)
+    # The 1-based line of each key path of the file, for messages (set by parse_config).
+    key_lines: dict[tuple[str, ...], int] = Field(default_factory=dict, exclude=True, repr=False)
 
     @field_validator("attributes", mode="before")
     @classmethod
@@ -223,49 +372,71 @@ class SyncConfig(_Frozen):
             return value
         identity = (info.data.get("identity") if info.data else None) or None
         id_column = identity.column if isinstance(identity, Identity) else None
+        forms: dict[Any, Any] = {}
         for name, spec in value.items():
             if isinstance(spec, str) and spec == id_column:
-                raise ValueError(
-                    f"attribute '{name}' maps the identity column '{spec}', which is already "
-                    f"sent as the key; if you mean it, write {name}: {{column: {spec}}}"
+                # The id already travels as the key: mapping it again by the short form is
+                # usually a copy-paste slip. Writing the long form says it is meant.
+                raise _attribute_error(
+                    name,
+                    f"maps the identity column '{spec}', which is already sent as the key; "
+                    f"if you want it as an attribute too, write {name}: {{column: {spec}}}",
                 )
-        return {
-            name: {"column": spec} if isinstance(spec, str) else spec
-            for name, spec in value.items()
-        }
-
-    @field_validator("attributes")
-    @classmethod
-    def _attribute_names(cls, value: dict[str, Attribute]) -> dict[str, Attribute]:
-        for name in value:
-            _check_attribute_name(name)
-        return value
-
-    @model_validator(mode="after")
-    def _removed_attributes(self) -> SyncConfig:
-        if isinstance(self.on_removed, RemovedSet):
-            for name in self.on_removed.set:
-                _check_attribute_name(name)
-        return self
+            if isinstance(spec, str):
+                forms[name] = {"column": spec}
+            elif isinstance(spec, Mapping | Attribute):
+                forms[name] = spec
+            else:
+                raise _attribute_error(
+                    name,
+                    f"got {_yaml_kind(spec)}; expected a column name, "
+                    "{column: ..., null: ..., format: ...} or {value: ...}",
+                )
+        return forms
 
     @property
     def label(self) -> str:
         """How messages name this sync."""
         return f"sync '{self.name}'"
 
+    def locate(self, *keys: str) -> str:
+        """``FILE:LINE: key.path``, for a message about that part of this config.
 
-def _check_attribute_name(name: str) -> None:
-    if not name or not name.strip():
-        raise ValueError("attribute names must not be empty")
-    if len(name) > MAX_ATTRIBUTE_NAME_CHARS:
-        raise ValueError(f"attribute name '{name[:40]}...' is over 128 characters")
-    if name.startswith("profile."):
-        raise ValueError(
-            f"attribute '{name}': write the plain name without 'profile.' "
-            "(Target adds the prefix itself)"
+        The line is the key's own, or its nearest parent's; a config that did not come from
+        a file is named by its label.
+        """
+        path = ".".join(keys)
+        if self.config_path is None:
+            return f"{self.label}: {path}" if path else self.label
+        line = next(
+            (
+                self.key_lines[keys[:end]]
+                for end in range(len(keys), -1, -1)
+                if keys[:end] in self.key_lines
+            ),
+            None,
         )
-    if name in ("thirdPartyId", "pcId", "mbox3rdPartyId"):
-        raise ValueError(f"attribute '{name}' is reserved for the profile id")
+        where = f"{self.config_path}:{line}" if line else str(self.config_path)
+        return f"{where}: {path}" if path else where
+
+
+def _attribute_error(name: str, message: str) -> PydanticCustomError:
+    """An error about one attribute, located at its own key by :func:`_describe`."""
+    return PydanticCustomError(
+        "attribute", "{message}", {"attribute": str(name), "message": f"'{name}' {message}"}
+    )
+
+
+def _yaml_kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__}"
 
 
 def load_config(
@@ -290,6 +461,8 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str]) -> SyncConfi
         where = f"{file}:{mark.line + 1}" if mark else str(file)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{where}: invalid YAML ({problem})") from None
+    if root is not None:
+        _check_duplicate_keys(root, (), file)
     lines = _key_lines(root) if root is not None else {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: expected a mapping of keys (name, source, ...) at the top")
@@ -298,13 +471,33 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str]) -> SyncConfi
         config = SyncConfig.model_validate(raw, context={"base_dir": file.resolve().parent})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, file, lines)) from None
-    config = config.model_copy(update={"config_path": file.resolve()})
+    config = config.model_copy(update={"config_path": file.resolve(), "key_lines": lines})
     if not isinstance(config.source, DbtSource):
         try:
             config.source.query_text()
         except ConfigError as exc:
-            raise ConfigError(f"{file}: {exc}") from None
+            raise ConfigError(f"{_where(file, lines, ('source', 'query_file'))}: {exc}") from None
     return config
+
+
+def _check_duplicate_keys(node: yaml.Node, path: tuple[str, ...], file: Path) -> None:
+    """Fail on a key written twice in one mapping: PyYAML silently keeps the last one."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            name = str(key.value)
+            line = key.start_mark.line + 1
+            if name in seen and name != "<<":
+                where = ".".join((*path, name))
+                raise ConfigError(
+                    f"{file}:{line}: {where}: duplicate key (first on line {seen[name]}); "
+                    "YAML would silently keep only the last one, so remove or rename one"
+                )
+            seen[name] = line
+            _check_duplicate_keys(value, (*path, name), file)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _check_duplicate_keys(item, (*path, str(index)), file)
 
 
 def _key_lines(node: yaml.Node, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
@@ -371,10 +564,17 @@ def _describe(exc: ValidationError, file: Path, lines: dict[tuple[str, ...], int
         loc = [str(part) for part in error["loc"]]
         if len(loc) > 1 and loc[0] == "source" and loc[1] in _SOURCE_TAGS:
             del loc[1]
-        if loc and loc[-1] in ("str", "RemovedSet", "literal['ignore']"):
+        if len(loc) > 1 and loc[0] == "on_removed" and loc[1] in ("ignore", "set"):
+            del loc[1]
+        if loc and loc[-1] in ("str", "[key]"):
             loc.pop()
-        key = ".".join(loc) or "(top level)"
         message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "attribute":
+            loc.append(str(error["ctx"]["attribute"]))
+            message = str(error["ctx"]["message"])
+        elif error["type"] == "literal_error" and loc == ["on_removed"]:
+            message = "expected 'ignore' or {set: {attribute: value, ...}}"
+        key = ".".join(loc) or "(top level)"
         if error["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; see the README for the keys)"
         elif error["type"] == "missing":

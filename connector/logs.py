@@ -1,8 +1,13 @@
 """Logging set-up for the CLI: plain text, or one JSON object per line for log shippers.
 
 The library only logs through ``logging.getLogger(__name__)``; run events reach the JSON log
-through :func:`log_event`. Secrets never reach a log: configs hold them as ``SecretStr`` and
-the client never logs headers.
+through :func:`log_event`, and the CLI's final error through :func:`log_error`. Under
+``--log-format json`` every line the process writes to stderr is one JSON object: library
+logs, third-party warnings (``warnings.warn`` included), run events and errors alike.
+
+Secrets never reach a log: configs hold them as ``SecretStr``, the client never logs headers,
+and as a last line of defence every secret value of the configs being run (registered with
+:func:`add_secrets`) is masked in each formatted line.
 """
 
 from __future__ import annotations
@@ -10,10 +15,32 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 EVENT_LOGGER = "connector.events"
+# Shorter secret values are not masked (masking "ab" everywhere would garble every line).
+MIN_MASKED_CHARS = 4
+
+_secrets: set[str] = set()
+
+
+def add_secrets(values: Iterable[str]) -> None:
+    """Mask these values in every log line from now on."""
+    for value in values:
+        if len(value) >= MIN_MASKED_CHARS:
+            _secrets.add(value)
+            # The form json.dumps writes for it, when that differs (quotes, non-ASCII, ...).
+            _secrets.add(json.dumps(value)[1:-1])
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret replaced by ``***``."""
+    for secret in sorted(_secrets, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
 
 
 class JsonFormatter(logging.Formatter):
@@ -30,32 +57,82 @@ class JsonFormatter(logging.Formatter):
             payload.update(fields)
         else:
             payload["event"] = "log"
+            # One object per line: a multi-line message stays inside its JSON string.
             payload["message"] = record.getMessage()
         if record.exc_info and record.levelno >= logging.ERROR:
             payload["error"] = self.formatException(record.exc_info).splitlines()[-1]
-        return json.dumps(payload, default=str)
+        return redact(json.dumps(payload, default=str))
+
+
+class TextFormatter(logging.Formatter):
+    """``LEVEL logger: message``, with secrets masked."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the moment of each record.
+
+    A live progress display redirects ``sys.stderr`` so that log lines print above it instead
+    of through it; a handler holding the original stream would garble the display.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
 
 
 def configure_logging(debug: bool, log_format: str) -> None:
-    """Send library logs to stderr, as text or JSON lines."""
-    handler = logging.StreamHandler(sys.stderr)
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("connector")
-    root.handlers[:] = [handler]
-    root.propagate = False
+    """Send library logs (and third-party warnings) to stderr, as text or JSON lines."""
+    handler = StderrHandler()
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    ours = logging.getLogger("connector")
+    ours.handlers[:] = [handler]
+    ours.propagate = False
     if debug:
-        root.setLevel(logging.DEBUG)
+        ours.setLevel(logging.DEBUG)
     elif log_format == "json":
-        root.setLevel(logging.INFO)
+        ours.setLevel(logging.INFO)
     else:
-        root.setLevel(logging.WARNING)
+        ours.setLevel(logging.WARNING)
+    # Other libraries' warnings, and warnings.warn(), go through the same handler: without
+    # it Python prints them raw, which would break "every stderr line is JSON".
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.captureWarnings(True)
 
 
-def log_event(name: str, sync: str, fields: dict[str, Any]) -> None:
+def log_event(name: str, sync: str, fields: dict[str, Any], level: int = logging.INFO) -> None:
     """Write one run event to the event logger (a JSON line under --log-format json)."""
-    logging.getLogger(EVENT_LOGGER).info(
-        "%s %s", name, sync, extra={"event_fields": {"event": name, "sync": sync, **fields}}
+    logging.getLogger(EVENT_LOGGER).log(
+        level, "%s %s", name, sync, extra={"event_fields": {"event": name, "sync": sync, **fields}}
+    )
+
+
+def log_error(message: str, exit_code: int, sync: str | None = None, **fields: Any) -> None:
+    """Write the CLI's error as an ``error`` event (one JSON line under --log-format json)."""
+    logging.getLogger("connector.cli").error(
+        "%s",
+        message,
+        extra={
+            "event_fields": {
+                "event": "error",
+                "sync": sync,
+                "message": message,
+                "exit_code": exit_code,
+                **fields,
+            }
+        },
     )

@@ -54,22 +54,24 @@ def plan(config: SyncConfig | str | os.PathLike[str], sample: int = SAMPLE_SIZE)
             prepare(run, strict=False, force=True, record=False)
             result = run.result
             try:
-                check_guardrails(run, result.changed + result.removed + result.unchanged)
+                # plan changes nothing: the snapshot still holds what the run would start from.
+                check_guardrails(run, store.snapshot_size())
                 verdict = "pass"
             except GuardrailError as exc:
                 verdict = f"would stop the run: {exc}"
             names = list(config.attributes)
+            previous = store.previous_mapping()
+            old_attributes = previous[1].get("attributes") if previous else None
+            old_names = list(old_attributes) if isinstance(old_attributes, dict) else names
             changes: dict[str, int] = {}
-            if result.full_resend_reason is None:
-                nullable = [
-                    s.column is not None and s.null is None for s in config.attributes.values()
-                ]
+            if old_names == names:
+                nullable = [s.null is None for s in config.attributes.values()]
                 changes, _ = store.attribute_changes(names, nullable)
             samples = [
                 {
                     "kind": kind,
                     "id": profile_id,
-                    "old": _decode(names, old) if old is not None else None,
+                    "old": _decode(old_names, old) if old is not None else None,
                     "new": _decode(names, new) if new is not None else None,
                 }
                 for kind, profile_id, old, new in store.sample_changes(sample)
@@ -110,7 +112,15 @@ def status(config: SyncConfig | str | os.PathLike[str], runs: int = 10) -> dict[
     config = as_config(config)
     path = Path(config.state.path)
     if not path.exists():
-        return {"sync": config.name, "state_path": str(path), "runs": [], "pending_batches": []}
+        return {
+            "sync": config.name,
+            "state_path": str(path),
+            "snapshot_profiles": 0,
+            "runs": [],
+            "pending_batches": [],
+            "failed_rows": [],
+            "rejects": [],
+        }
     try:
         store = StateStore.open(config.state, config.name, read_only=True)
     except StateError:
@@ -203,3 +213,38 @@ def validate(config: SyncConfig | str | os.PathLike[str]) -> dict[str, Any]:
         "attributes": mapped,
         "target": {"url": url, "status": reachable},
     }
+
+
+def attribute_conflicts(configs: list[SyncConfig]) -> list[str]:
+    """Warnings for syncs that write different attributes of the same Target profiles.
+
+    Consecutive v2 batches for the same id override the properties the earlier batch gave the
+    profile (shared/target-api.md, section 2), so two syncs with the same client code and id
+    type but different attribute sets undo each other wherever their ids overlap.
+    """
+    groups: dict[tuple[str, str], list[SyncConfig]] = {}
+    for config in configs:
+        key = (config.target.client_code, config.identity.type)
+        groups.setdefault(key, []).append(config)
+    warnings = []
+    for (client, id_type), members in groups.items():
+        for index, first in enumerate(members):
+            for second in members[index + 1 :]:
+                only_first = [n for n in first.attributes if n not in second.attributes]
+                only_second = [n for n in second.attributes if n not in first.attributes]
+                if not only_first and not only_second:
+                    continue
+                differ = "; ".join(
+                    f"only {config.label}: {', '.join(names)}"
+                    for config, names in ((first, only_first), (second, only_second))
+                    if names
+                )
+                warnings.append(
+                    f"{first.label} ({first.config_path}) and {second.label} "
+                    f"({second.config_path}) both write {id_type} profiles of Target client "
+                    f"'{client}' but with different attributes ({differ}). A Target batch "
+                    "overrides the properties the previous batch gave the same profile, so "
+                    "where their ids overlap each run undoes the other's; map the same "
+                    "attributes in both, or merge them into one sync"
+                )
+    return warnings

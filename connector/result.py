@@ -12,9 +12,39 @@ EXIT_USAGE = 2
 EXIT_PARTIAL = 3
 
 
+def exit_severity(code: int) -> int:
+    """How bad an exit code is, for picking the worst of several runs.
+
+    0 < 3 (some rows rejected or failed) < 1 (a run failed) < 2 (usage or config error);
+    any other code (130 after an interrupt) counts as a failure.
+    """
+    return {EXIT_OK: 0, EXIT_PARTIAL: 1, EXIT_FAILED: 2, EXIT_USAGE: 3}.get(code, 2)
+
+
 @dataclass(frozen=True)
 class Event:
-    """Something a run did, for progress displays and structured logs."""
+    """Something a run did, for progress displays and structured logs.
+
+    Names and their fields (all JSON-able)::
+
+        run_start        run_id, dry_run
+        read_progress    rows                      (while the source streams; not logged)
+        stage_done       stage, seconds, and the stage's counts
+                         (read: rows, rejected; diff: new, changed, removed, unchanged;
+                          upload: batches, bytes; status: failed, pending;
+                          resolve_pending: complete, reverted_rows, still_pending)
+        pending_found    batches                   (an earlier run left batches unconfirmed)
+        upload_start     rows                      (profiles about to be sent or written)
+        batch_uploaded   seq, kind, batch_id, rows, bytes, http_status, attempts, retries,
+                         elapsed
+        batch_written    seq, kind, rows, bytes    (dry run)
+        retry            attempt, reason, wait_seconds
+        status_start     batches
+        batch_status     batch_id, kind, state, failed, counters
+        run_end          everything in SyncResult.to_dict()
+        notify_sent      http_status, reasons
+        notify_failed    error, reasons
+    """
 
     name: str
     sync: str
@@ -22,6 +52,9 @@ class Event:
 
 
 Listener = Callable[[Event], None]
+
+# Events that only drive progress displays; structured logs leave them out.
+PROGRESS_ONLY = frozenset({"read_progress"})
 
 
 @dataclass
@@ -52,13 +85,47 @@ class SyncResult:
     batch_files: list[str] = field(default_factory=list)
     batch_ids: list[str] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    started_at: str = ""  # ISO 8601, UTC
+    duration_seconds: float = 0.0
 
     @property
     def rejected_total(self) -> int:
         return sum(self.rejected.values())
 
+    @property
+    def next_step(self) -> str:
+        """What happens next, in one sentence (the last line of the summary)."""
+        if self.outcome == "failed":
+            return (
+                "the snapshot holds only what Target accepted; fix the cause above and rerun "
+                "(rerunning is safe)"
+            )
+        if self.outcome == "dry_run":
+            return "nothing was sent and the snapshot is unchanged; run without --dry-run to send"
+        notes = []
+        if self.rejected:
+            notes.append(
+                "rejected rows are retried by the next run once the data is fixed "
+                "('target-sync status' lists them)"
+            )
+        if self.failed:
+            notes.append("the next run resends the profiles Target reported failed")
+        if self.pending_batches:
+            notes.append("the next run first checks the batches Target is still processing")
+        if self.stale_nulls:
+            notes.append(
+                "values that turned NULL keep their old value in Target; give those "
+                "attributes a 'null:' replacement to overwrite them"
+            )
+        if notes:
+            return "; ".join(notes)
+        if self.outcome == "nothing_to_do":
+            return "Target is up to date; the next run sends only what changes"
+        return "all delivered; the next run sends only what changes"
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form of the result (also stored in the run history)."""
         data = asdict(self)
         data["rejected_total"] = self.rejected_total
+        data["next_step"] = self.next_step
         return data

@@ -37,6 +37,7 @@ SCHEMA_VERSION = "1"
 # written by another version gets its fingerprints recomputed from the stored cells.
 FINGERPRINT_SCHEME = f"duckdb-hash/{duckdb.__version__}"
 MAX_REJECTS_KEPT = 10_000
+WORK_DB = "work"
 
 
 def now() -> datetime:
@@ -88,8 +89,8 @@ class SyncTables:
     def of(cls, sync: str) -> SyncTables:
         return cls(
             snapshot=quote_ident(f"snapshot__{sync}"),
-            stage=quote_ident(f"stage__{sync}"),
-            changes=quote_ident(f"changes__{sync}"),
+            stage=f"{WORK_DB}.{quote_ident(f'stage__{sync}')}",
+            changes=f"{WORK_DB}.{quote_ident(f'changes__{sync}')}",
         )
 
     def render(self, sql: str, **extra: str) -> str:
@@ -104,6 +105,8 @@ class StateStore:
         self.path = path
         self.sync = sync
         self.tables = SyncTables.of(sync)
+        # Set by diff(): with an empty snapshot, commits only insert (no DELETE to probe).
+        self._snapshot_was_empty = False
 
     @classmethod
     def open(cls, settings: StateConfig, sync: str, read_only: bool = False) -> StateStore:
@@ -125,8 +128,13 @@ class StateStore:
             con.execute(f"SET threads = {int(settings.threads)}")
         temp = settings.temp_directory or path.parent / f"{path.name}.tmp"
         con.execute(f"SET temp_directory = {sql_literal(str(temp))}")
-        # Joining against a stream made DuckDB build the hash table on the big side.
+        # Row order never matters here, and keeping it costs memory.
         con.execute("SET preserve_insertion_order = false")
+        # A run's work tables need no durability: an in-memory database (which spills to
+        # temp_directory under memory_limit) avoids compressing and writing them to the
+        # state file, the most expensive part of staging. Cursors share it.
+        if not read_only:
+            con.execute(f"ATTACH ':memory:' AS {WORK_DB}")
         store = cls(con, path, sync)
         if not read_only:
             store._migrate()
@@ -212,6 +220,7 @@ class StateStore:
     def diff(self) -> DiffCounts:
         """Compare the staged rows with the snapshot into the changes table."""
         first_run = self._scalar(f"SELECT count(*) FROM {self.tables.snapshot}") == 0
+        self._snapshot_was_empty = first_run
         self.con.execute(self.tables.render(_sql("first_run.sql" if first_run else "diff.sql")))
         kinds = dict(
             self.con.execute(
@@ -297,7 +306,8 @@ class StateStore:
 
     def commit_upserts(self, batch: pa.Table, batch_id: str) -> None:
         """Advance the snapshot for the profiles of one accepted batch."""
-        self._apply("commit_upserts.sql", batch, batch_id)
+        script = "insert_upserts.sql" if self._snapshot_was_empty else "commit_upserts.sql"
+        self._apply(script, batch, batch_id)
 
     def commit_removed(self, batch: pa.Table, batch_id: str) -> None:
         """Mark profiles whose exit attributes were accepted as gone."""
@@ -334,7 +344,10 @@ class StateStore:
         list them as failed with ``reason``.
 
         Only rows still carrying ``batch_id`` are touched: a profile sent again since then
-        has a newer delivery that supersedes this one.
+        has a newer delivery that supersedes this one. An upserted profile leaves the
+        snapshot (so it is new again); a removed one is no longer ``gone`` (so it is removed
+        again) and carries no batch any more. One transaction, and a second call for the same
+        batch changes nothing.
         """
         if ids is not None and not ids:
             return 0
@@ -344,14 +357,23 @@ class StateStore:
         if ids is not None:
             where += " AND id IN (SELECT unnest($ids))"
             params["ids"] = list(ids)
-        count = self._scalar(f"SELECT count(*) FROM {snap} WHERE {where}", params)
-        self.con.execute(
-            f"INSERT INTO ts_failed SELECT $run_id, $sync, $batch_id, id, $reason "
-            f"FROM {snap} WHERE {where} ORDER BY id LIMIT {MAX_REJECTS_KEPT}",
-            {**params, "run_id": run_id, "sync": self.sync, "reason": reason},
-        )
-        self.con.execute(f"UPDATE {snap} SET gone = false WHERE gone AND {where}", params)
-        self.con.execute(f"DELETE FROM {snap} WHERE NOT gone AND {where}", params)
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            count = self._scalar(f"SELECT count(*) FROM {snap} WHERE {where}", params)
+            self.con.execute(
+                f"INSERT INTO ts_failed SELECT $run_id, $sync, $batch_id, id, $reason "
+                f"FROM {snap} WHERE {where} ORDER BY id LIMIT {MAX_REJECTS_KEPT}",
+                {**params, "run_id": run_id, "sync": self.sync, "reason": reason},
+            )
+            # Delete first: the update below turns gone rows into rows that are not gone.
+            self.con.execute(f"DELETE FROM {snap} WHERE NOT gone AND {where}", params)
+            self.con.execute(
+                f"UPDATE {snap} SET gone = false, batch_id = NULL WHERE gone AND {where}", params
+            )
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
         return count
 
     def confirm(self, batch_id: str) -> None:
@@ -378,6 +400,24 @@ class StateStore:
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
 
     # -- history -------------------------------------------------------------------------
+
+    def close_interrupted_runs(self) -> int:
+        """Mark runs of this sync that never finished (killed, or the host went down) as
+        ``interrupted``. Call it holding the run lock: no other run is going on then."""
+        stale = self._scalar(
+            "SELECT count(*) FROM ts_runs WHERE sync = ? AND outcome = 'running'", [self.sync]
+        )
+        if stale:
+            self.con.execute(
+                "UPDATE ts_runs SET outcome = 'interrupted', message = ? "
+                "WHERE sync = ? AND outcome = 'running'",
+                [
+                    "the run stopped before it finished (killed, or the host went down); the "
+                    "next run checks its pending batches and resends what was not confirmed",
+                    self.sync,
+                ],
+            )
+        return stale
 
     def start_run(self, run_id: str, dry_run: bool) -> None:
         self.con.execute(
@@ -410,10 +450,12 @@ class StateStore:
         )
 
     def resolve_batch(self, batch_id: str, state: str, detail: str) -> None:
+        """Record what became of a batch (``complete``, ``reverted``), or, with ``pending``,
+        why it is still waiting."""
         self.con.execute(
             "UPDATE ts_batches SET state = ?, detail = ?, resolved_at = ? "
             "WHERE sync = ? AND batch_id = ?",
-            [state, detail, now(), self.sync, batch_id],
+            [state, detail, None if state == "pending" else now(), self.sync, batch_id],
         )
 
     def pending_batches(self) -> list[PendingBatch]:

@@ -86,7 +86,9 @@ def write_config(tmp_path: Path) -> ConfigWriter:
     return write
 
 
-def run_cli(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str | Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run the real ``target-sync`` command in a subprocess."""
     return subprocess.run(
         [*CLI, *map(str, args)],

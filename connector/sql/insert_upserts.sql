@@ -1,0 +1,2 @@
+-- First run: the snapshot was empty and ids in a run are unique, so nothing to replace.
+INSERT INTO {snapshot} SELECT id, cells, fp, $batch_id, false FROM {batch};
