@@ -10,11 +10,16 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import socket
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
 from .errors import LockedError, StateError
+
+UNKNOWN_HOLDER = "holder unknown"
+HOLDER_READ_TRIES = 10
 
 
 class StateLock:
@@ -37,6 +42,12 @@ class StateLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _read_holder(fd)
+            # The holder writes who it is right after taking the lock: give it a moment.
+            for _ in range(HOLDER_READ_TRIES):
+                if holder != UNKNOWN_HOLDER:
+                    break
+                time.sleep(0.05)
+                holder = _read_holder(fd)
             os.close(fd)
             raise LockedError(
                 f"sync '{self.sync}': another run holds the lock on {self.path.with_suffix('')} "
@@ -50,6 +61,7 @@ class StateLock:
                     "pid": os.getpid(),
                     "sync": self.sync,
                     "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "host": socket.gethostname(),
                 }
             ).encode(),
             0,
@@ -94,5 +106,6 @@ def _read_holder(fd: int) -> str:
     except (OSError, ValueError):
         info = {}
     if not info:
-        return "holder unknown"
-    return f"pid {info.get('pid')}, sync '{info.get('sync')}', started {info.get('started_at')}"
+        return UNKNOWN_HOLDER
+    holder = f"pid {info.get('pid')}, sync '{info.get('sync')}', started {info.get('started_at')}"
+    return holder + (f", host {info['host']}" if info.get("host") else "")

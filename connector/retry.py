@@ -52,7 +52,13 @@ class RateLimiter:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter, bounded in attempts and in total time."""
+    """Exponential backoff with jitter, bounded in attempts and in total time.
+
+    The wait before attempt ``n + 1`` is drawn from ``[c / 2, c]`` with
+    ``c = min(cap_seconds, base_seconds * 2 ** (n - 1))``; a ``Retry-After`` sent with the
+    failure replaces it. The policy gives up, without waiting, when ``max_attempts`` calls
+    have failed or when the next wait would end after ``max_seconds`` since the first call.
+    """
 
     max_attempts: int = 8
     max_seconds: float = 900.0
@@ -63,7 +69,7 @@ class RetryPolicy:
         """Seconds to wait before attempt ``attempt + 1``; ``Retry-After`` wins when given."""
         if retry_after is not None:
             return max(0.0, retry_after)
-        ceiling = min(self.cap_seconds, self.base_seconds * (2 ** (attempt - 1)))
+        ceiling = min(self.cap_seconds, self.base_seconds * (2 ** min(attempt - 1, 62)))
         return random.uniform(ceiling / 2, ceiling)
 
     def run(
@@ -72,9 +78,13 @@ class RetryPolicy:
         what: str,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
-        on_retry: Callable[[int, str, float], None] | None = None,
+        on_retry: Callable[[str, int, str, float], None] | None = None,
     ) -> T:
-        """Call until it succeeds, raises a non-retriable error, or the budget runs out."""
+        """Call until it succeeds, raises a non-retriable error, or the budget runs out.
+
+        Every retry is logged (a warning naming ``what``, the attempt and the reason) and
+        reported to ``on_retry(what, attempt, reason, wait_seconds)``.
+        """
         started = clock()
         attempt = 1
         while True:
@@ -83,15 +93,26 @@ class RetryPolicy:
             except TargetRetriableError as exc:
                 wait = self.delay(attempt, exc.retry_after)
                 spent = clock() - started
-                if attempt >= self.max_attempts or spent + wait > self.max_seconds:
+                budget = None
+                if attempt >= self.max_attempts:
+                    budget = f"max_attempts={self.max_attempts} reached"
+                elif spent + wait > self.max_seconds:
+                    asked = " (Retry-After)" if exc.retry_after is not None else ""
+                    budget = (
+                        f"waiting {wait:.1f}s more{asked} would pass "
+                        f"max_retry_seconds={self.max_seconds:g}"
+                    )
+                if budget is not None:
                     raise TargetRetriableError(
-                        f"{what} failed after {attempt} attempt(s) over {spent:.0f}s: {exc}",
+                        f"{what} failed after {attempt} attempt(s) in {spent:.1f}s; "
+                        f"last error: {exc}; gave up: {budget}",
                         exc.retry_after,
                     ) from None
+                # str(exc): a log record holding the exception would keep its frames alive.
                 log.warning(
-                    "%s: attempt %d failed (%s); retrying in %.1fs", what, attempt, exc, wait
+                    "%s: attempt %d failed (%s); retrying in %.2fs", what, attempt, str(exc), wait
                 )
                 if on_retry is not None:
-                    on_retry(attempt, str(exc), wait)
+                    on_retry(what, attempt, str(exc), wait)
                 sleep(wait)
                 attempt += 1

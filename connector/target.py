@@ -2,21 +2,27 @@
 
 Speaks exactly what ``shared/target-api.md`` describes: the raw batch file POSTed as
 ``application/x-www-form-urlencoded`` to the v1 or v2 path, an optional bearer token, XML
-answers. ``success=false`` is a rejected batch whatever the HTTP status. 503, 429, other 5xx,
+answers. ``success=false`` is a rejected batch whatever the HTTP status. 429, every 5xx,
 connection errors and timeouts are retried with backoff (``Retry-After`` honoured); every
-other answer is fatal. All calls share one calls-per-minute pace.
+other answer is fatal. All calls of a client share one calls-per-minute pace. A batch status
+that cannot be read is ``unknown`` (the caller resends the batch), except when Target refuses
+the token: that stops the run.
+
+The bearer token never leaves the ``Authorization`` header: it is not logged, and any error
+text that could carry it is scrubbed.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit, urlunsplit
 
 import requests
 
@@ -26,8 +32,14 @@ from .retry import RateLimiter, RetryPolicy
 
 log = logging.getLogger(__name__)
 
-RETRIABLE_STATUS = {429, 500, 502, 503, 504}
 USER_AGENT = "target-sync/0.1"
+# RFC 6750 b64token, loosely: visible ASCII only (no space, line break or control character).
+_TOKEN = re.compile(r"[\x21-\x7e]+")
+
+
+def retriable_status(status: int) -> bool:
+    """429 and every 5xx: Target is busy or failing; the call is worth repeating."""
+    return status == 429 or 500 <= status <= 599
 
 
 @dataclass(frozen=True)
@@ -66,11 +78,7 @@ def check_transport(url: str, allow_insecure_http: bool, where: str) -> None:
     if parts.scheme != "http" or allow_insecure_http:
         return
     host = parts.hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not _is_loopback(host):
         raise ConfigError(
             f"{where}: refusing plain http:// to {host} (profile data and the token would "
             "cross the network unencrypted); use https:// or set "
@@ -78,33 +86,89 @@ def check_transport(url: str, allow_insecure_http: bool, where: str) -> None:
         )
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def status_call_url(status_url: str, allow_insecure_http: bool) -> str:
+    """The URL to GET for a batch's status: the ``batchStatus`` URL Target gave, with
+    ``showDetails=true``.
+
+    Target's answers name an edge host with ``http://`` (so does its documentation); HTTPS
+    works on the same host, so a plain-http URL to anything but loopback is read over
+    ``https://`` unless ``allow_insecure_http`` is set.
+    """
+    parts = urlsplit(status_url)
+    if (
+        parts.scheme == "http"
+        and not allow_insecure_http
+        and not _is_loopback(parts.hostname or "")
+    ):
+        parts = parts._replace(scheme="https")
+    query = f"{parts.query}&showDetails=true" if parts.query else "showDetails=true"
+    return urlunsplit(parts._replace(query=query))
+
+
+def bearer_token(config: TargetConfig, label: str) -> str | None:
+    """The configured token, stripped of surrounding whitespace (a secret read from a file
+    often ends in a newline); None when none is configured or it is empty.
+
+    Raises ConfigError, without showing the value, when the token holds characters an HTTP
+    header cannot carry.
+    """
+    if config.auth_token is None:
+        return None
+    token = config.auth_token.get_secret_value().strip()
+    if not token:
+        return None
+    if not _TOKEN.fullmatch(token):
+        raise ConfigError(
+            f"{label}: target.auth_token holds spaces, line breaks or non-ASCII characters "
+            f"({len(token)} characters; the value is not shown); copy the token again from "
+            "Target (Administration > Implementation > Profile API)"
+        )
+    return token
+
+
 class TargetClient:
-    """Uploads batches and reads batch status for one Target client."""
+    """Uploads batches and reads batch status for one Target client.
+
+    All its calls share one calls-per-minute pace. ``sleep`` and ``clock`` drive the pace
+    and the retry waits; tests inject them.
+    """
 
     def __init__(
         self,
         config: TargetConfig,
         label: str,
-        sleep: Callable[[float], None] = time.sleep,
-        on_retry: Callable[[int, str, float], None] | None = None,
+        sleep: Callable[[float], None] | None = None,
+        on_retry: Callable[[str, int, str, float], None] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.config = config
         self.label = label
         self.url = upload_url(config)
         check_transport(self.url, config.allow_insecure_http, f"{label}: target.base_url")
+        self._token = bearer_token(config, label)
         self.timeout = (config.connect_timeout_seconds, config.read_timeout_seconds)
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
-        if config.auth_token is not None:
-            self.session.headers["Authorization"] = f"Bearer {config.auth_token.get_secret_value()}"
-        self.pace = RateLimiter(config.calls_per_minute, sleep=sleep)
+        if self._token is not None:
+            self.session.headers["Authorization"] = f"Bearer {self._token}"
+        self.pace = RateLimiter(
+            config.calls_per_minute, clock=clock or time.monotonic, sleep=sleep or time.sleep
+        )
         self.retry = RetryPolicy(
             max_attempts=config.max_attempts,
             max_seconds=config.max_retry_seconds,
             base_seconds=config.backoff_base_seconds,
             cap_seconds=config.backoff_max_seconds,
         )
-        self._sleep = sleep
+        self._sleep = sleep or time.sleep
+        self._clock = clock or time.monotonic
         self._on_retry = on_retry
 
     def close(self) -> None:
@@ -119,6 +183,7 @@ class TargetClient:
             nonlocal attempts
             attempts += 1
             response = self._call("POST", self.url, what, data=body)
+            self._check_auth(response, what)
             success, status_url, message = _parse_upload_answer(response, what)
             if not success:
                 raise TargetFatalError(
@@ -127,6 +192,7 @@ class TargetClient:
                 )
             if not status_url:
                 raise TargetFatalError(f"Target accepted {what} but gave no batchStatus URL")
+            status_url = urljoin(self.url, status_url)
             batch_id = parse_qs(urlsplit(status_url).query).get("batchId", [""])[0]
             return UploadReceipt(
                 batch_id=batch_id or status_url,
@@ -137,52 +203,118 @@ class TargetClient:
                 http_status=response.status_code,
             )
 
-        return self.retry.run(once, what, sleep=self._sleep, on_retry=self._on_retry)
+        return self.retry.run(
+            once, what, sleep=self._sleep, clock=self._clock, on_retry=self._on_retry
+        )
 
     def status(self, status_url: str, what: str) -> BatchStatus:
-        """GET a batch's status with details; an unreadable status is ``unknown``."""
-        separator = "&" if "?" in status_url else "?"
-        url = f"{status_url}{separator}showDetails=true"
-        check_transport(url, self.config.allow_insecure_http, f"{self.label}: batch status URL")
+        """GET a batch's status with details.
+
+        A status that cannot be read (an unexpected answer, no XML, a bad URL) is
+        ``unknown``. Raises TargetFatalError when Target refuses the token, and
+        TargetRetriableError when Target stayed busy or unreachable through the retries.
+        """
+        url = status_call_url(urljoin(self.url, status_url), self.config.allow_insecure_http)
 
         def once() -> BatchStatus:
-            response = self._call("GET", url, what)
-            return _parse_status_answer(response, what)
+            try:
+                response = self._call("GET", url, what)
+            except TargetFatalError as exc:
+                return BatchStatus(state="unknown", message=str(exc))
+            self._check_auth(response, what)
+            try:
+                return _parse_status_answer(response, what)
+            except TargetFatalError as exc:
+                return BatchStatus(state="unknown", message=str(exc))
 
-        return self.retry.run(once, what, sleep=self._sleep, on_retry=self._on_retry)
+        return self.retry.run(
+            once, what, sleep=self._sleep, clock=self._clock, on_retry=self._on_retry
+        )
 
     def _call(
         self, method: str, url: str, what: str, data: bytes | None = None
     ) -> requests.Response:
+        """One round trip. Raises TargetRetriableError for a busy answer or a network
+        failure, TargetFatalError when the request cannot be made at all."""
         self.pace.acquire()
         headers = {"Content-Type": "application/x-www-form-urlencoded"} if data is not None else {}
         started = time.monotonic()
+        path = urlsplit(url).path
         try:
             response = self.session.request(
                 method, url, data=data, headers=headers, timeout=self.timeout
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise TargetRetriableError(f"{type(exc).__name__} talking to Target") from None
+            reason = self._network_reason(exc)
+            log.info(
+                "%s %s -> %s after %.2fs (%s)",
+                method,
+                path,
+                reason,
+                time.monotonic() - started,
+                what,
+            )
+            raise TargetRetriableError(reason) from None
         except requests.RequestException as exc:
-            raise TargetFatalError(f"{what}: {type(exc).__name__}: {exc}") from None
+            raise TargetFatalError(
+                f"{what}: {type(exc).__name__}: {self._scrub(str(exc))}"
+            ) from None
         log.info(
             "%s %s -> HTTP %s in %.2fs (%s)",
             method,
-            urlsplit(url).path,
+            path,
             response.status_code,
             time.monotonic() - started,
             what,
         )
-        if response.status_code in RETRIABLE_STATUS:
+        if retriable_status(response.status_code):
             raise TargetRetriableError(
                 f"HTTP {response.status_code}", _retry_after(response.headers.get("Retry-After"))
             )
-        if response.status_code in (401, 403):
-            raise TargetFatalError(
-                f"Target refused {what}: HTTP {response.status_code} (authentication failed; "
-                "check target.auth_token, which Target invalidates when it is regenerated)"
-            )
         return response
+
+    def _check_auth(self, response: requests.Response, what: str) -> None:
+        if response.status_code in (401, 403):
+            given = "the configured token" if self._token else "no token (none is configured)"
+            raise TargetFatalError(
+                f"Target refused {what}: HTTP {response.status_code} (authentication failed "
+                f"with {given}; check target.auth_token, which Target invalidates when it is "
+                "regenerated)"
+            )
+
+    def _network_reason(self, exc: requests.RequestException) -> str:
+        """A short, secret-free reason for a failed round trip."""
+        if isinstance(exc, requests.ConnectTimeout):
+            return (
+                "no connection within target.connect_timeout_seconds="
+                f"{self.config.connect_timeout_seconds:g}"
+            )
+        if isinstance(exc, requests.ReadTimeout):
+            return (
+                f"no answer within target.read_timeout_seconds={self.config.read_timeout_seconds:g}"
+            )
+        text = str(exc)
+        for marker, reason in _NETWORK_REASONS:
+            if marker in text:
+                return reason
+        return f"{type(exc).__name__} talking to Target ({self._scrub(text)[:200]})"
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+
+_NETWORK_REASONS = (
+    ("Connection refused", "connection refused"),
+    ("RemoteDisconnected", "connection closed without an answer"),
+    ("Connection aborted", "connection closed without an answer"),
+    ("Connection reset", "connection reset"),
+    ("Broken pipe", "connection closed while sending"),
+    ("NameResolutionError", "host name not found"),
+    ("Name or service not known", "host name not found"),
+    ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted"),
+    ("SSLError", "TLS handshake failed"),
+    ("timed out", "timed out"),
+)
 
 
 def _retry_after(value: str | None) -> float | None:
