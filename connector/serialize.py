@@ -1,50 +1,106 @@
 """How each source value becomes the text Target receives, as DuckDB SQL over Arrow columns.
 
-Every rule here is vectorized SQL that DuckDB runs while it ingests the source stream; no
-Python touches a row. One value always serializes to the same text, whichever engine produced
-it, so fingerprints are stable across runs, sources and versions:
+Every rule here is vectorized: Arrow compute while the stream is handed to DuckDB (to bring
+a few types into a form DuckDB reads and writes exactly, see :func:`ingest_type`), then SQL
+that DuckDB runs while it ingests the stream. No Python touches a row. One value always
+serializes to the same text, whichever source, Arrow type width or unit produced it, so
+fingerprints are stable across runs, sources and versions. Where DuckDB's own conversions
+fall short (float text not always shortest, nanosecond dates wrong before 1970, no years
+outside 0000-9999) the rules do not use them. tests/test_fidelity.py checks them against an
+independent statement in Python.
 
 ==========================  ================================================================
 Arrow type                  text
 ==========================  ================================================================
-string                      as is
-integers (all widths)       decimal digits
-decimal(p, s)               exact, trailing fractional zeros removed (``1520.50`` → ``1520.5``)
-float / double              shortest round-trip (``0.1``, ``1e+20``); ``NaN``, ``Infinity``,
-                            ``-Infinity``; ``-0.0`` is ``0.0``
+string, large_string,       as is (byte for byte)
+string_view, dictionary
+integers (8-64 bit,         decimal digits, ``-`` for negatives (``18446744073709551615``)
+signed and unsigned)
+decimal(p, s), any width    exact digits, no exponent, trailing fractional zeros and a
+                            trailing ``.`` removed (``1520.50`` → ``1520.5``, ``100.00`` →
+                            ``100``, ``-0.00`` → ``0``); negative scales written out
+                            (``1.23E+4`` → ``12300``); precision above 38 kept exact
+double                      the shortest text that reads back to the same double, laid out
+                            as Python's ``repr``: positional from 1e-4 to below 1e16 with at
+                            least one decimal, else ``d.ddde±XX`` (``0.1``, ``1.0``,
+                            ``1e+16``, ``1e-05``, ``1.2345678901234568e+17``)
+float (32 bit)              the same for a 32-bit float: shortest digits that read back to the
+                            same 32-bit float (``0.1``, not ``0.10000000149011612``)
+half float (16 bit)         as the 32-bit float of the same value (``0.1`` → ``0.099975586``)
+NaN, ±inf, -0.0             ``NaN``, ``Infinity``, ``-Infinity``; ``-0.0`` as ``0.0``
 bool                        ``true`` / ``false``
-date                        ``YYYY-MM-DD``
-timestamp                   ``YYYY-MM-DDTHH:MM:SS[.ffffff]``
-timestamp with zone         the same in UTC, with ``Z``
-time                        ``HH:MM:SS[.ffffff]``
-binary                      needs ``format: base64`` or ``format: hex``
-list / struct / map         needs ``format: json``
+date32, date64              ``YYYY-MM-DD``; years outside 0000-9999 as ``+YYYYYY`` /
+                            ``-YYYYYY`` (ISO 8601 expanded, as JavaScript's
+                            ``Date.toISOString``; astronomical years: 1 BC is ``0000``)
+timestamp (s, ms, us, ns)   ``YYYY-MM-DDTHH:MM:SS`` with the same year rule, then ``.ffffff``
+                            when the sub-second part is not zero, ``.fffffffff`` when it is not
+                            a whole number of microseconds; the same instant gives the same
+                            text in every unit
+timestamp with a zone       the same instant in UTC, with ``Z`` (the zone name is not sent)
+time32, time64              ``HH:MM:SS`` and the same fraction rule
+null (all-NULL column)      an empty cell (or the ``null:`` replacement)
+uuid extension              lowercase ``8-4-4-4-12`` hex
+json extension              the JSON, compacted (as ``format: json``)
+binary, fixed/large binary  no text form: ``format: base64`` or ``format: hex`` (lowercase)
+list, struct, map, union    no text form: ``format: json``
+duration, interval, others  no text form: ``format: json``, or cast in the query
 ==========================  ================================================================
 
-``format:`` overrides the rule for one attribute: ``json`` (any type), ``base64``/``hex``
-(binary), a strftime pattern (dates, times, timestamps) or a printf pattern such as ``%.2f``
-(numbers). Then a NULL becomes the attribute's ``null:`` replacement or an empty cell, and the
-text is URL-encoded as UTF-8 (only ``A-Z a-z 0-9 - _ . ~`` stay as they are).
+``format:`` overrides the rule for one attribute:
+
+- ``json`` (any type): nested values as DuckDB's ``to_json`` writes them (compact, keys in
+  declared order); a scalar as a JSON scalar (strings, dates, times quoted);
+- ``base64`` / ``hex`` (binary);
+- a strftime pattern (dates, times, timestamps; timestamps with a zone in UTC), e.g.
+  ``%Y-%m-%d``;
+- a printf pattern with one conversion (numbers), e.g. ``%.2f``, ``%05d``, ``EUR %.2f``.
+  ``%.Nf`` (no flags or width) on integers and decimals is exact, rounded half away from
+  zero in decimal arithmetic; other patterns format decimals as doubles (DuckDB's printf).
+  ``%d %i %x %X %o`` take integer columns only. A result that reads as a negative zero
+  (``-0.00``) is written without the sign; NaN and infinities keep their words; ``%f`` of a
+  value of magnitude 2^63 or more, whose digits DuckDB's printf gets wrong, is written in the
+  default form instead.
+
+Types with no text form, and patterns that do not apply to a column's type or that DuckDB
+cannot format, are config errors naming the attribute, found before anything is read.
+
+Then NULL, and the empty text (which Target ignores just like NULL), become the attribute's
+``null:`` replacement, or an empty cell; and the text is URL-encoded as UTF-8 (only
+``A-Z a-z 0-9 - _ . ~`` stay as they are, a space is ``%20``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import decimal
 import hashlib
 import json
+import re
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from .errors import ConfigError
 
 if TYPE_CHECKING:
+    import duckdb
     import pyarrow as pa
 
     from .config import Attribute, SyncConfig
 
 # Bump when any rule above changes: it is part of every fingerprint, so a new rule resends
 # every profile once instead of silently keeping old texts in Target.
-SERIALIZATION_VERSION = 1
+#   1  first release
+#   2  expanded years, nanoseconds, fractions of times, half floats, decimal256, negative
+#      scales, uuid/json extensions, exact %.Nf, null: also replaces the empty text
+SERIALIZATION_VERSION = 2
+
+# Units per second of Arrow's time units.
+_UNITS = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+_MAX_DECIMAL128 = 38
 
 
 def url_encode(text: str) -> str:
@@ -71,67 +127,538 @@ class Column:
     null_replacement: str | None
 
 
+# -- the Arrow side: what DuckDB is handed -----------------------------------------------
+
+
+def _ext(t: pa.DataType) -> str | None:
+    """The extension name of an Arrow extension type (``arrow.uuid``, ...), else None."""
+    import pyarrow as pa
+
+    return t.extension_name if isinstance(t, pa.BaseExtensionType) else None
+
+
+def ingest_type(t: pa.DataType) -> pa.DataType:
+    """The Arrow type a column of type ``t`` is handed to DuckDB as.
+
+    DuckDB cannot read half floats, 256-bit decimals or negative decimal scales, casts
+    nanosecond timestamps to dates wrongly before 1970, cannot compute some timestamp
+    functions on ``TIMESTAMP_S`` before the year 1000, and writes some floats with more
+    digits than needed (3.1219712e+25 as 3.1219712000000002e+25, 0.7% of 32-bit floats).
+    So temporal values reach DuckDB as their plain integers (days, or units since the epoch
+    or since midnight) and are written out with integer arithmetic; floats as Arrow's
+    shortest round-trip text (double-conversion; half floats via 32-bit floats), which is
+    also faster than DuckDB's cast; wide decimals as exact text.
+    """
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(t):
+        value = ingest_type(t.value_type)
+        return t if value == t.value_type else value
+    if pa.types.is_floating(t):
+        return pa.string()
+    if pa.types.is_decimal(t):
+        precision, scale = t.precision, t.scale
+        if scale < 0:
+            precision, scale = precision - scale, 0
+        if precision > _MAX_DECIMAL128:
+            return pa.string()
+        if (precision, scale) != (t.precision, t.scale) or not pa.types.is_decimal128(t):
+            return pa.decimal128(precision, scale)
+        return t
+    if pa.types.is_timestamp(t) or pa.types.is_time(t) or pa.types.is_date64(t):
+        return pa.int64()
+    return t
+
+
+def ingest_array(array: pa.Array, t: pa.DataType) -> pa.Array:
+    """``array`` (of type ``t``) converted to :func:`ingest_type` of ``t``."""
+    import pyarrow as pa
+
+    target = ingest_type(t)
+    if target == t:
+        return array
+    if pa.types.is_dictionary(t):
+        return ingest_array(array.cast(t.value_type), t.value_type)
+    if pa.types.is_timestamp(t) or pa.types.is_time64(t) or pa.types.is_date64(t):
+        return array.view(pa.int64())
+    if pa.types.is_time32(t):
+        return array.view(pa.int32()).cast(pa.int64())
+    if pa.types.is_float16(t):
+        array = array.cast(pa.float32())
+    if pa.types.is_decimal(t) and pa.types.is_string(target):
+        if t.scale < 0:
+            array = array.cast(pa.decimal256(t.precision - t.scale, 0))
+        return array.cast(pa.string())
+    return array.cast(target)
+
+
+def ingest_reader(reader: pa.RecordBatchReader, columns: list[str]) -> pa.RecordBatchReader:
+    """The source stream as DuckDB should ingest it: only ``columns``, types converted.
+
+    Unmapped columns are dropped (DuckDB need not read them, nor be able to). Returns
+    ``reader`` itself when nothing needs to change.
+    """
+    import pyarrow as pa
+
+    schema = reader.schema
+    wanted = list(dict.fromkeys(columns))
+    indices = [schema.get_field_index(name) for name in wanted]
+    fields = [schema.field(i) for i in indices]
+    types = [ingest_type(f.type) for f in fields]
+    if wanted == schema.names and all(t == f.type for t, f in zip(types, fields, strict=True)):
+        return reader
+    out = pa.schema([pa.field(f.name, t) for f, t in zip(fields, types, strict=True)])
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for batch in reader:
+            arrays = [
+                ingest_array(batch.column(i), f.type) for i, f in zip(indices, fields, strict=True)
+            ]
+            yield pa.RecordBatch.from_arrays(arrays, schema=out)
+
+    return pa.RecordBatchReader.from_batches(out, batches())
+
+
+# -- the SQL side: canonical text ----------------------------------------------------------
+
+
+def _floor_div(x: str, n: int) -> str:
+    """SQL for floor(x / n), exact, for a BIGINT ``x`` and a positive constant ``n``."""
+    return f"({x} // {n} - CASE WHEN {x} % {n} < 0 THEN 1 ELSE 0 END)"
+
+
+def _modulo(x: str, n: int) -> str:
+    """SQL for x mod n in [0, n), for a BIGINT ``x`` and a positive constant ``n``."""
+    return f"((({x} % {n}) + {n}) % {n})"
+
+
+def _float_text(c: str) -> str:
+    """SQL rewriting Arrow's shortest text of a float (see :func:`ingest_type`) as Python's
+    ``repr`` writes it: positional for exponents -4 to 15 with at least one decimal, else
+    ``d.ddde±XX`` with at least two exponent digits; ``NaN``, ``Infinity``, ``0.0``.
+
+    Arrow writes the same shortest digits, positional for exponents -6 to 9 only, with no
+    ``.0`` and a one-digit exponent; the common case is one ``contains`` away.
+    """
+    sign = f"CASE WHEN starts_with({c}, '-') THEN '-' ELSE '' END"
+    absolute = f"ltrim({c}, '-')"
+    exponent = f"CAST(split_part({c}, 'e', 2) AS INTEGER)"
+    digits = f"replace(ltrim(split_part({c}, 'e', 1), '-'), '.', '')"
+    positional = (
+        f"CASE WHEN length({digits}) <= {exponent} + 1 "
+        f"THEN rpad({digits}, {exponent} + 1, '0') || '.0' "
+        f"ELSE left({digits}, {exponent} + 1) || '.' || substr({digits}, {exponent} + 2) END"
+    )
+    scientific = (
+        f"split_part({c}, 'e', 1) || 'e' || CASE WHEN {exponent} < 0 THEN '-' ELSE '+' END "
+        f"|| printf('%02d', abs({exponent}))"
+    )
+    # 0.0000ddd (exponent -5 or -6) is scientific in repr.
+    fraction = f"substr({absolute}, 3)"
+    small_digits = f"ltrim({fraction}, '0')"
+    small = (
+        f"{sign} || left({small_digits}, 1) || CASE WHEN length({small_digits}) > 1 "
+        f"THEN '.' || substr({small_digits}, 2) ELSE '' END || 'e-' || "
+        f"printf('%02d', length({fraction}) - length({small_digits}) + 1)"
+    )
+    return (
+        f"CASE WHEN {c} = 'nan' THEN 'NaN' WHEN {c} = 'inf' THEN 'Infinity' "
+        f"WHEN {c} = '-inf' THEN '-Infinity' WHEN {c} IN ('0', '-0') THEN '0.0' "
+        f"WHEN contains({c}, 'e') THEN CASE WHEN {exponent} BETWEEN 0 AND 15 "
+        f"THEN {sign} || {positional} ELSE {scientific} END "
+        f"WHEN starts_with({absolute}, '0.0000') THEN {small} "
+        f"WHEN contains({c}, '.') THEN {c} ELSE {c} || '.0' END"
+    )
+
+
+def _date_text(d: str) -> str:
+    """SQL for a DATE as ``YYYY-MM-DD``, expanded ``±YYYYYY`` outside years 0000-9999."""
+    y = f"year({d})"
+    return (
+        f"(CASE WHEN {y} BETWEEN 0 AND 9999 THEN strftime({d}, '%Y-%m-%d') "
+        f"WHEN {y} < 0 THEN printf('-%06d', -{y}) || strftime({d}, '-%m-%d') "
+        f"ELSE printf('+%06d', {y}) || strftime({d}, '-%m-%d') END)"
+    )
+
+
+def _fraction_text(fraction: str, per_second: int) -> str:
+    """SQL for ``.ffffff`` / ``.fffffffff`` (or nothing) of a sub-second count in [0, 1 s)."""
+    if per_second == 1:
+        return "''"
+    if per_second == 1_000_000_000:
+        return (
+            f"CASE WHEN {fraction} = 0 THEN '' "
+            f"WHEN {fraction} % 1000 = 0 "
+            f"THEN '.' || lpad(CAST({fraction} // 1000 AS VARCHAR), 6, '0') "
+            f"ELSE '.' || lpad(CAST({fraction} AS VARCHAR), 9, '0') END"
+        )
+    scale = 1_000_000 // per_second
+    micros = f"{fraction} * {scale}" if scale > 1 else fraction
+    return (
+        f"CASE WHEN {fraction} = 0 THEN '' ELSE '.' || lpad(CAST({micros} AS VARCHAR), 6, '0') END"
+    )
+
+
+def _clock_text(units: str, per_second: int) -> str:
+    """SQL for ``HH:MM:SS[.ffffff|.fffffffff]`` of a count of units since midnight."""
+    per_day = 86_400 * per_second
+    seconds = f"({units} // {per_second})" if per_second > 1 else units
+    fraction = f"({units} % {per_second})"
+    fast = f"strftime(make_timestamp({seconds} * 1000000), '%H:%M:%S')"
+    # Outside a day (an invalid time) the hours just go on counting.
+    slow = (
+        f"printf('%02d:%02d:%02d', {units} // {3600 * per_second}, "
+        f"({units} // {60 * per_second}) % 60, ({units} // {per_second}) % 60)"
+    )
+    return (
+        f"(CASE WHEN {units} BETWEEN 0 AND {per_day - 1} THEN {fast} ELSE {slow} END "
+        f"|| {_fraction_text(fraction, per_second)})"
+    )
+
+
+def _epoch_date(days: str) -> str:
+    return f"(DATE '1970-01-01' + CAST({days} AS INTEGER))"
+
+
+# The first and last second of years 0000 to 9999, since the epoch.
+_YEAR_0 = -62_167_219_200
+_YEAR_10000 = 253_402_300_800
+
+
+def _timestamp_text(c: str, unit: str, zone: bool) -> str:
+    per_second = _UNITS[unit]
+    per_day = 86_400 * per_second
+    whole = "'%Y-%m-%dT%H:%M:%S'"
+    if unit == "ns":
+        # 1677 to 2262 only: always within years 0000-9999.
+        ts = f"make_timestamp({_floor_div(c, 1000)})"
+        text = (
+            f"CASE WHEN {c} % {per_second} = 0 THEN strftime({ts}, {whole}) "
+            f"WHEN {c} % 1000 = 0 THEN strftime({ts}, '%Y-%m-%dT%H:%M:%S.%f') "
+            f"ELSE strftime({ts}, {whole}) || '.' || "
+            f"lpad(CAST({_modulo(c, per_second)} AS VARCHAR), 9, '0') END"
+        )
+    else:
+        ts = f"make_timestamp({c} * {1_000_000 // per_second})"
+        fast = f"strftime({ts}, {whole})"
+        if per_second > 1:
+            fast = (
+                f"CASE WHEN {c} % {per_second} = 0 THEN {fast} "
+                f"ELSE strftime({ts}, '%Y-%m-%dT%H:%M:%S.%f') END"
+            )
+        # Other years, with integer arithmetic (DuckDB's own dates reach far, but not
+        # all of its functions do).
+        slow = (
+            f"{_date_text(_epoch_date(_floor_div(c, per_day)))} || 'T' || "
+            f"{_clock_text(_modulo(c, per_day), per_second)}"
+        )
+        low, high = _YEAR_0 * per_second, _YEAR_10000 * per_second - 1
+        text = f"CASE WHEN {c} BETWEEN {low} AND {high} THEN {fast} ELSE {slow} END"
+    suffix = " || 'Z'" if zone else ""
+    return f"(({text}){suffix})"
+
+
+def _timestamp_value(c: str, unit: str) -> str:
+    """SQL for the DuckDB TIMESTAMP (or TIMESTAMP_NS) of epoch units ``c``."""
+    if unit == "ns":
+        return f"make_timestamp_ns({c})"
+    return f"make_timestamp({c} * {1_000_000 // _UNITS[unit]})"
+
+
+_PRINTF_SPEC = re.compile(r"%(?P<flags>[-+ #0]*)(?P<width>\d*)(?:\.(?P<precision>\d+))?(?P<conv>.)")
+_FLOAT_CONVERSIONS = set("fFeEgG")
+_INTEGER_CONVERSIONS = set("dixXo")
+_STRFTIME_HINT = "a strftime pattern such as %Y-%m-%d"
+
+
+def _printf_spec(fmt: str, where: str) -> re.Match[str]:
+    specs = [m for m in _PRINTF_SPEC.finditer(fmt) if m.group(0) != "%%"]
+    if len(specs) != 1:
+        raise ConfigError(
+            f"{where}: format '{fmt}' must hold exactly one printf conversion such as %.2f "
+            f"or %05d (write %% for a literal percent sign)"
+        )
+    return specs[0]
+
+
+def _exact_fixed(c: str, t: pa.DataType, places: int) -> str:
+    """SQL writing an integer or decimal with exactly ``places`` decimals, exactly."""
+    import pyarrow as pa
+
+    scale = t.scale if pa.types.is_decimal(t) else 0
+    if places < scale:
+        return f"CAST(round({c}, {places}) AS VARCHAR)"
+    pad = ("." if scale == 0 else "") + "0" * (places - scale) if places else ""
+    return f"(CAST({c} AS VARCHAR) || {sql_literal(pad)})" if pad else f"CAST({c} AS VARCHAR)"
+
+
+def _printf_sql(c: str, t: pa.DataType, fmt: str, where: str) -> str:
+    """SQL for a printf ``format:`` on a number column of (source) type ``t``."""
+    import pyarrow as pa
+
+    spec = _printf_spec(fmt, where)
+    conv = spec.group("conv")
+    is_float = pa.types.is_floating(t)
+    if conv in _INTEGER_CONVERSIONS:
+        if not pa.types.is_integer(t):
+            raise ConfigError(
+                f"{where}: format '{fmt}' writes an integer, but the column holds {t} "
+                f"values; use a pattern such as %.0f or %.2f"
+            )
+        return f"printf({sql_literal(fmt)}, {c})"
+    if conv not in _FLOAT_CONVERSIONS:
+        raise ConfigError(
+            f"{where}: format '{fmt}': %{conv} is not a number conversion; use one of "
+            f"%d %i %x %X %o (integers) or %f %e %g (any number)"
+        )
+    exact = (
+        conv == "f"
+        and not spec.group("flags")
+        and not spec.group("width")
+        and not is_float
+        and (pa.types.is_integer(t) or t.precision <= _MAX_DECIMAL128)
+    )
+    if exact:
+        places = int(spec.group("precision") or 6)
+        before = fmt[: spec.start()].replace("%%", "%")
+        after = fmt[spec.end() :].replace("%%", "%")
+        text = _exact_fixed(c, ingest_type(t), places)
+        if before:
+            text = f"{sql_literal(before)} || {text}"
+        if after:
+            text = f"{text} || {sql_literal(after)}"
+        return f"({text})"
+    # Floats arrive as their shortest text, which reads back to the very same value.
+    number = f"CAST({c} AS {'DOUBLE' if pa.types.is_float64(t) or not is_float else 'FLOAT'})"
+    # A value that formats like zero once its sign is dropped is written as zero: no "-0.00".
+    signless = (
+        f"CASE WHEN {number} <= 0 AND printf({sql_literal(fmt)}, -{number}) = "
+        f"printf({sql_literal(fmt)}, CAST(0 AS DOUBLE)) THEN CAST(0 AS DOUBLE) ELSE {number} END"
+    )
+    # DuckDB's printf writes wrong digits for %f of 2^63 and more (6.3e20 comes out with a
+    # fraction); such values keep their default text instead.
+    huge = (
+        f"WHEN abs({number}) >= 9223372036854775808.0 THEN {_number_text(c, t)} "
+        if conv in "fF"
+        else ""
+    )
+    return (
+        f"CASE WHEN isnan({number}) THEN 'NaN' "
+        f"WHEN {number} = 'infinity' THEN 'Infinity' "
+        f"WHEN {number} = '-infinity' THEN '-Infinity' {huge}"
+        f"ELSE printf({sql_literal(fmt)}, {signless}) END"
+    )
+
+
+def _number_text(c: str, t: pa.DataType) -> str:
+    """SQL for the default text of a number column (as ingested)."""
+    import pyarrow as pa
+
+    if pa.types.is_floating(t):
+        return _float_text(c)
+    if pa.types.is_decimal(t) and t.scale > 0:
+        trimmed = f"rtrim(rtrim(CAST({c} AS VARCHAR), '0'), '.')"
+        if ingest_type(t) != pa.string():
+            return trimmed
+        # Arrow writes decimals under 1e-6 as 1.2E-7 (and zero as 0E-8): write them out.
+        exponent = f"CAST(split_part({c}, 'E', 2) AS INTEGER)"
+        digits = f"rtrim(replace(ltrim(split_part({c}, 'E', 1), '-'), '.', ''), '0')"
+        sign = f"CASE WHEN starts_with({c}, '-') THEN '-' ELSE '' END"
+        return (
+            f"CASE WHEN NOT contains({c}, 'E') THEN {trimmed} WHEN {digits} = '' THEN '0' "
+            f"ELSE {sign} || '0.' || repeat('0', -{exponent} - 1) || {digits} END"
+        )
+    return f"CAST({c} AS VARCHAR)"
+
+
+def _is_binary(t: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    return (
+        pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_fixed_size_binary(t)
+        or pa.types.is_binary_view(t)
+    )
+
+
+def _is_text(t: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
 def value_text_sql(column: str, arrow_type: pa.DataType, fmt: str | None, where: str) -> str:
-    """SQL turning ``column`` (of ``arrow_type``) into its canonical text, NULL kept NULL."""
+    """SQL turning ``column`` (of ``arrow_type`` in the source) into its canonical text.
+
+    NULL stays NULL. The SQL reads the column as :func:`ingest_reader` hands it to DuckDB.
+    ``where`` starts every error message ("FILE:LINE: attributes.NAME").
+    """
     import pyarrow as pa
 
     c = quote_ident(column)
-    t = arrow_type
-    if pa.types.is_dictionary(t):
-        t = t.value_type
+    t = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+    ext = _ext(t)
+    if pa.types.is_null(t):
+        return "CAST(NULL AS VARCHAR)"
+    if ext == "arrow.json" and fmt in (None, "json"):
+        return f"CAST(json({c}) AS VARCHAR)"
     if fmt == "json":
-        return f"CAST(to_json({c}) AS VARCHAR)"
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        if pa.types.is_nested(t) or ext is not None:
+            _check_readable(t, where)
+            return f"CAST(to_json({c}) AS VARCHAR)"
+        if _is_binary(t):
+            raise ConfigError(
+                f"{where}: format: json does not apply to binary data; use base64 or hex"
+            )
+        if pa.types.is_boolean(t) or pa.types.is_integer(t):
+            return f"CAST(to_json({c}) AS VARCHAR)"
+        if pa.types.is_floating(t) or pa.types.is_decimal(t):
+            # A JSON number; NaN and infinities have none, so they are written as strings.
+            text = value_text_sql(column, arrow_type, None, where)
+            return (
+                f"CASE WHEN {text} IN ('NaN', 'Infinity', '-Infinity') "
+                f"THEN CAST(to_json({text}) AS VARCHAR) ELSE {text} END"
+            )
+        return f"CAST(to_json({value_text_sql(column, arrow_type, None, where)}) AS VARCHAR)"
+    if ext == "arrow.uuid":
+        if fmt is not None:
+            raise ConfigError(f"{where}: format '{fmt}' does not apply to uuid values")
+        return f"lower(CAST({c} AS VARCHAR))"
+    if _is_binary(t):
         if fmt == "base64":
             return f"base64(CAST({c} AS BLOB))"
         if fmt == "hex":
             return f"lower(hex(CAST({c} AS BLOB)))"
         raise ConfigError(
-            f"{where}: binary data has no text form; set format: base64 or format: hex"
+            f"{where}: binary data ({t}) has no text form; set format: base64 or format: hex"
         )
-    if pa.types.is_nested(t):
+    if pa.types.is_nested(t) or ext is not None:
         raise ConfigError(f"{where}: {t} values have no text form of their own; set format: json")
     if fmt is not None:
-        if pa.types.is_temporal(t):
-            return f"strftime({c}, {sql_literal(fmt)})"
-        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-            return f"printf({sql_literal(fmt)}, {c})"
-        raise ConfigError(f"{where}: format '{fmt}' does not apply to {t} values")
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return _formatted(c, t, fmt, where)
+    if _is_text(t):
         return c
     if pa.types.is_boolean(t):
         return f"CASE WHEN {c} THEN 'true' WHEN NOT {c} THEN 'false' END"
     if pa.types.is_integer(t):
         return f"CAST({c} AS VARCHAR)"
-    if pa.types.is_decimal(t):
-        if t.scale <= 0:
-            return f"CAST({c} AS VARCHAR)"
-        return f"rtrim(rtrim(CAST({c} AS VARCHAR), '0'), '.')"
-    if pa.types.is_floating(t):
-        number = f"CAST({c} AS DOUBLE)" if pa.types.is_float16(t) else c
-        return (
-            f"CASE WHEN isnan({number}) THEN 'NaN' "
-            f"WHEN {number} = 'infinity' THEN 'Infinity' "
-            f"WHEN {number} = '-infinity' THEN '-Infinity' "
-            f"WHEN {number} = 0 THEN '0.0' "
-            f"ELSE CAST({number} AS VARCHAR) END"
-        )
-    if pa.types.is_date(t):
-        return f"strftime(CAST({c} AS DATE), '%Y-%m-%d')"
+    if pa.types.is_decimal(t) or pa.types.is_floating(t):
+        # Decimals: exact text with `scale` decimals (from DuckDB, or from Arrow above 38
+        # digits), trailing zeros trimmed. Floats: Arrow's shortest text, rewritten.
+        return _number_text(c, t)
+    if pa.types.is_date32(t):
+        return _date_text(c)
+    if pa.types.is_date64(t):
+        return _date_text(_epoch_date(_floor_div(c, 86_400_000)))
     if pa.types.is_timestamp(t):
-        zone = t.tz is not None
-        ts = f"CAST({c} AS TIMESTAMPTZ)" if zone else f"CAST({c} AS TIMESTAMP)"
-        suffix = " || 'Z'" if zone else ""
-        return (
-            f"(CASE WHEN microsecond({ts}) % 1000000 = 0 "
-            f"THEN strftime({ts}, '%Y-%m-%dT%H:%M:%S') "
-            f"ELSE strftime({ts}, '%Y-%m-%dT%H:%M:%S.%f') END){suffix}"
-        )
+        return _timestamp_text(c, t.unit, t.tz is not None)
     if pa.types.is_time(t):
-        return f"CAST(CAST({c} AS TIME) AS VARCHAR)"
-    if pa.types.is_null(t):
-        return "CAST(NULL AS VARCHAR)"
-    raise ConfigError(f"{where}: {t} values have no text form; set format: json")
+        return _clock_text(c, _UNITS[t.unit])
+    raise ConfigError(
+        f"{where}: {t} values have no text form; set format: json, or cast the column "
+        "to text or a number in the query"
+    )
+
+
+def _formatted(c: str, t: pa.DataType, fmt: str, where: str) -> str:
+    """SQL for a strftime/printf ``format:``, tried once on a sample value."""
+    import pyarrow as pa
+
+    if fmt in ("base64", "hex"):
+        raise ConfigError(f"{where}: format: {fmt} applies to binary data, not to {t} values")
+    if pa.types.is_date32(t):
+        sql = f"strftime({c}, {sql_literal(fmt)})"
+    elif pa.types.is_date64(t):
+        sql = f"strftime({_epoch_date(_floor_div(c, 86_400_000))}, {sql_literal(fmt)})"
+    elif pa.types.is_timestamp(t) or pa.types.is_time(t):
+        sql = f"strftime({_timestamp_value(c, t.unit)}, {sql_literal(fmt)})"
+    elif pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        if pa.types.is_decimal(t) and ingest_type(t) == pa.string():
+            raise ConfigError(
+                f"{where}: format '{fmt}' cannot apply to {t} (over 38 digits); "
+                "round or cast the column in the query"
+            )
+        sql = _printf_sql(c, t, fmt, where)
+    else:
+        raise ConfigError(
+            f"{where}: format '{fmt}' does not apply to {t} values (formats: json, base64 "
+            f"and hex for binary, {_STRFTIME_HINT} for dates and times, a printf pattern "
+            "such as %.2f for numbers)"
+        )
+    _try_format(sql, c, t, fmt, where)
+    return sql
+
+
+def _try_format(sql: str, c: str, t: pa.DataType, fmt: str, where: str) -> None:
+    """Run ``sql`` once on a sample value, so a bad pattern fails before any data is read."""
+    problem = _format_problem(sql, c, t)
+    if problem is not None:
+        raise ConfigError(f"{where}: format '{fmt}' cannot format {t} values ({problem})")
+
+
+@cache
+def _format_problem(sql: str, c: str, t: pa.DataType) -> str | None:
+    import duckdb
+    import pyarrow as pa
+
+    if pa.types.is_floating(t):
+        sample = pa.array([-1.5]).cast(t)
+    elif pa.types.is_decimal(t):
+        sample = pa.array([decimal.Decimal(0)], t)
+    else:
+        sample = pa.array([0], t)
+    with _scratch_lock:
+        con = _scratch()
+        try:
+            con.register("sample_value", pa.table({"s": ingest_array(sample, t)}))
+            con.execute(f"SELECT {sql} FROM (SELECT s AS {c} FROM sample_value)").fetchall()
+        except duckdb.Error as exc:
+            text = str(exc).strip()
+            return text.splitlines()[0] if text else type(exc).__name__
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                con.unregister("sample_value")
+    return None
+
+
+_scratch_lock = threading.Lock()
+
+
+@cache
+def _scratch() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection for trying expressions on sample values."""
+    import duckdb
+
+    return duckdb.connect()
+
+
+def _check_readable(t: pa.DataType, where: str) -> None:
+    """Fail at config time, not mid-stream, when DuckDB cannot ingest a nested type."""
+    problem = _read_problem(t)
+    if problem is not None:
+        raise ConfigError(
+            f"{where}: {t} values cannot be read ({problem}); cast the column in the query"
+        )
+
+
+@cache
+def _read_problem(t: pa.DataType) -> str | None:
+    import duckdb
+    import pyarrow as pa
+
+    with _scratch_lock:
+        con = _scratch()
+        try:
+            con.register("probe", pa.table({"c": pa.array([], t)}))
+            con.execute("SELECT to_json(c) FROM probe").fetchall()
+        except (duckdb.Error, pa.ArrowException) as exc:
+            text = str(exc).strip()
+            return text.splitlines()[0] if text else type(exc).__name__
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                con.unregister("probe")
+    return None
 
 
 def id_text_sql(column: str, arrow_type: pa.DataType, where: str) -> str:
@@ -140,13 +667,14 @@ def id_text_sql(column: str, arrow_type: pa.DataType, where: str) -> str:
 
     t = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
     if not (
-        pa.types.is_string(t)
-        or pa.types.is_large_string(t)
-        or pa.types.is_string_view(t)
+        _is_text(t)
         or pa.types.is_integer(t)
-        or (pa.types.is_decimal(t) and t.scale == 0)
+        or (pa.types.is_decimal(t) and t.scale <= 0)
+        or _ext(t) == "arrow.uuid"
     ):
-        raise ConfigError(f"{where}: an id must be text or an integer, not {t}")
+        raise ConfigError(
+            f"{where}: an id must be text or an integer, not {t}; cast it in the query"
+        )
     return value_text_sql(column, arrow_type, None, where)
 
 
@@ -155,34 +683,47 @@ def attribute_columns(config: SyncConfig, schema: pa.Schema) -> list[Column]:
     check_columns(config, schema)
     columns = []
     for name, spec in config.attributes.items():
-        where = f"{config.label}: attribute '{name}'"
+        where = config.locate("attributes", name)
         if spec.value is not None:
             columns.append(Column(name, sql_literal(spec.value), None))
             continue
         assert spec.column is not None
         field = schema.field(spec.column)
+        where = f"{where} (column {spec.column})"
         columns.append(
             Column(name, value_text_sql(spec.column, field.type, spec.format, where), spec.null)
         )
     return columns
 
 
-def check_columns(config: SyncConfig, schema: pa.Schema) -> None:
-    """Raise a ConfigError naming every mapped column the result lacks."""
-    available = set(schema.names)
+def mapped_columns(config: SyncConfig) -> list[str]:
+    """The source columns a sync reads: the identity column, then the mapped ones."""
     wanted = [config.identity.column] + [
         spec.column for spec in config.attributes.values() if spec.column is not None
     ]
-    missing = [name for name in dict.fromkeys(wanted) if name not in available]
-    if missing:
+    return list(dict.fromkeys(wanted))
+
+
+def check_columns(config: SyncConfig, schema: pa.Schema) -> None:
+    """Raise a ConfigError naming every mapped column the result lacks."""
+    available = set(schema.names)
+    has = ", ".join(schema.names) or "no columns"
+    if config.identity.column not in available:
         raise ConfigError(
-            f"{config.label}: the query result has no column(s) {', '.join(missing)} "
-            f"(it has: {', '.join(schema.names) or 'no columns'}); fix the mapping or the query"
+            f"{config.locate('identity', 'column')}: the query result has no column "
+            f"'{config.identity.column}' (it has: {has}); fix the identity or the query"
         )
+    for name, spec in config.attributes.items():
+        if spec.column is not None and spec.column not in available:
+            raise ConfigError(
+                f"{config.locate('attributes', name)}: the query result has no column "
+                f"'{spec.column}' (it has: {has}); fix the mapping or the query"
+            )
+    wanted = mapped_columns(config)
     duplicated = sorted({n for n in schema.names if schema.names.count(n) > 1} & set(wanted))
     if duplicated:
         raise ConfigError(
-            f"{config.label}: the query result has more than one column named "
+            f"{config.locate('source')}: the query result has more than one column named "
             f"{', '.join(duplicated)}; alias them apart in the query"
         )
 

@@ -1,14 +1,36 @@
 """The staging SQL of one sync: serialize, URL-encode, fingerprint and check every row.
 
 Generated once per run from the mapping and the source's Arrow schema, then run by DuckDB over
-the source stream (see ``connector/sql/stage.sql``).
+the source stream (see ``connector/sql/stage.sql``), which :func:`staging_input` narrows to
+the mapped columns in the form DuckDB reads exactly.
+
+A row is rejected (never sent, never committed, counted by reason) for, in this order:
+
+==================== =====================================================================
+``empty_id``         the id is NULL or empty
+``id_too_long``      the id is over 256 characters
+``id_has_plus_or_slash``  a ``thirdPartyId`` holds ``+`` or ``/`` (Target refuses them)
+``value_too_long``   an attribute's text is over 256 characters (the detail names it)
+``profile_too_large``  names and values together reach 64 KB (65,536 bytes of UTF-8)
+``duplicate_id``     the id appears on more than one row: every copy is rejected
+==================== =====================================================================
+
+Characters are Unicode code points, as DuckDB's ``length`` counts them.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .serialize import attribute_columns, id_text_sql, mapping_signature, sql_literal, url_encode
+from .serialize import (
+    attribute_columns,
+    id_text_sql,
+    ingest_reader,
+    mapped_columns,
+    mapping_signature,
+    sql_literal,
+    url_encode,
+)
 from .sql import load as load_sql
 
 if TYPE_CHECKING:
@@ -17,22 +39,32 @@ if TYPE_CHECKING:
     from .config import SyncConfig
     from .state import SyncTables
 
+MAX_ID_CHARS = 256
 MAX_VALUE_CHARS = 256
+MAX_PROFILE_BYTES = 65_536
+
+
+def staging_input(config: SyncConfig, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+    """The source stream as staging reads it: the mapped columns, in types DuckDB reads."""
+    return ingest_reader(reader, mapped_columns(config))
 
 
 def staging_sql(config: SyncConfig, schema: pa.Schema, tables: SyncTables) -> str:
-    """The ``CREATE TABLE stage AS SELECT ... FROM {source}`` statement for this mapping."""
+    """The ``CREATE TABLE stage AS SELECT ... FROM {source}`` statement for this mapping.
+
+    ``schema`` is the source's own schema (before :func:`staging_input`).
+    """
     columns = attribute_columns(config, schema)
     id_field = schema.field(config.identity.column)
-    id_text = id_text_sql(config.identity.column, id_field.type, f"{config.label}: identity column")
+    id_text = id_text_sql(
+        config.identity.column, id_field.type, config.locate("identity", "column")
+    )
     texts = [f"{col.text_sql} AS t{i}" for i, col in enumerate(columns)]
     cells = " || ',' || ".join(
         _encoded(f"t{i}", col.null_replacement) for i, col in enumerate(columns)
     )
     size = " + ".join(
-        f"{len(col.name.encode())} + coalesce(strlen(t{i}), "
-        f"{len((col.null_replacement or '').encode())})"
-        for i, col in enumerate(columns)
+        _size(f"t{i}", col.name, col.null_replacement) for i, col in enumerate(columns)
     )
     value_checks = "\n        ".join(
         f"WHEN length(t{i}) > {MAX_VALUE_CHARS} THEN 'value_too_long'" for i in range(len(columns))
@@ -50,6 +82,8 @@ def staging_sql(config: SyncConfig, schema: pa.Schema, tables: SyncTables) -> st
     return load_sql("stage.sql").format(
         stage=tables.stage,
         signature=sql_literal(mapping_signature(config)),
+        max_id=MAX_ID_CHARS,
+        max_bytes=MAX_PROFILE_BYTES,
         id_checks=id_checks,
         id_check_details=id_details,
         value_checks=value_checks,
@@ -64,8 +98,18 @@ def staging_sql(config: SyncConfig, schema: pa.Schema, tables: SyncTables) -> st
 
 
 def _encoded(text: str, null_replacement: str | None) -> str:
-    fallback = sql_literal(url_encode(null_replacement or ""))
-    return f"coalesce(url_encode({text}), {fallback})"
+    if null_replacement is None:
+        return f"coalesce(url_encode({text}), '')"
+    # Target ignores an empty value just like a missing one: both take the replacement.
+    return f"coalesce(url_encode(nullif({text}, '')), {sql_literal(url_encode(null_replacement))})"
+
+
+def _size(text: str, name: str, null_replacement: str | None) -> str:
+    name_bytes = len(name.encode())
+    if null_replacement is None:
+        return f"{name_bytes} + coalesce(strlen({text}), 0)"
+    fallback = len(null_replacement.encode())
+    return f"{name_bytes} + coalesce(nullif(strlen({text}), 0), {fallback})"
 
 
 def exit_cells(config: SyncConfig) -> tuple[list[str], str]:

@@ -1,5 +1,8 @@
 -- An id that appears more than once: every copy is rejected, none is picked at random.
-UPDATE {stage} SET reject = 'duplicate_id', reject_detail = NULL
-WHERE reject IS NULL AND id IN (
-    SELECT id FROM {stage} WHERE id IS NOT NULL AND id <> '' GROUP BY id HAVING count(*) > 1
-);
+UPDATE {stage} AS s
+SET reject = 'duplicate_id', reject_detail = copies.n || ' rows have this id'
+FROM (
+    SELECT id, count(*) AS n FROM {stage}
+    WHERE id IS NOT NULL AND id <> '' GROUP BY id HAVING count(*) > 1
+) AS copies
+WHERE s.id = copies.id AND s.reject IS NULL;

@@ -8,16 +8,17 @@ SELECT
     hash(cells, {signature}) AS fp,
     CASE
         WHEN id IS NULL OR id = '' THEN 'empty_id'
-        WHEN length(id) > 256 THEN 'id_too_long'
+        WHEN length(id) > {max_id} THEN 'id_too_long'
         {id_checks}
         {value_checks}
-        WHEN size >= 65536 THEN 'profile_too_large'
+        WHEN size >= {max_bytes} THEN 'profile_too_large'
     END AS reject,
     CASE
-        WHEN id IS NULL OR id = '' OR length(id) > 256 THEN NULL
+        WHEN id IS NULL OR id = '' THEN NULL
+        WHEN length(id) > {max_id} THEN length(id) || ' characters'
         {id_check_details}
         {value_check_details}
-        WHEN size >= 65536 THEN size || ' bytes'
+        WHEN size >= {max_bytes} THEN size || ' bytes'
     END AS reject_detail
 FROM (
     SELECT id, {cells} AS cells, {size} AS size, {text_names}
