@@ -212,11 +212,13 @@ def prepare(run: Run, *, strict: bool, force: bool, record: bool = True) -> None
     elif previous[0] != signature:
         result.full_resend_reason = _mapping_change(previous[1], mapping_description(config))
     elif store.fingerprint_scheme() != FINGERPRINT_SCHEME:
-        store.refresh_fingerprints(signature)
+        store.refresh_fingerprints(signature, len(config.attributes))
 
     with sources.open_reader(config) as reader:
         sql = staging_sql(config, reader.schema, store.tables)
-        counts = store.stage(staging_input(config, _with_progress(run, reader)), sql)
+        counts = store.stage(
+            staging_input(config, _with_progress(run, reader)), sql, len(config.attributes)
+        )
     result.rows_read = counts.rows
     result.rejected = counts.rejected
     run.stage_done("read", rows=counts.rows, rejected=counts.rejected)

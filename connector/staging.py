@@ -60,18 +60,16 @@ def staging_sql(config: SyncConfig, schema: pa.Schema, tables: SyncTables) -> st
         config.identity.column, id_field.type, config.locate("identity", "column")
     )
     texts = [f"{col.text_sql} AS t{i}" for i, col in enumerate(columns)]
-    cells = " || ',' || ".join(
-        _encoded(f"t{i}", col.null_replacement) for i, col in enumerate(columns)
-    )
-    size = " + ".join(
-        _size(f"t{i}", col.name, col.null_replacement) for i, col in enumerate(columns)
-    )
+    values = [
+        f"{_effective(f't{i}', col.null_replacement)} AS v{i}" for i, col in enumerate(columns)
+    ]
+    size = " + ".join(f"{len(col.name.encode())} + strlen(v{i})" for i, col in enumerate(columns))
     value_checks = "\n        ".join(
-        f"WHEN length(t{i}) > {MAX_VALUE_CHARS} THEN 'value_too_long'" for i in range(len(columns))
+        f"WHEN length(v{i}) > {MAX_VALUE_CHARS} THEN 'value_too_long'" for i in range(len(columns))
     )
     value_details = "\n        ".join(
-        f"WHEN length(t{i}) > {MAX_VALUE_CHARS} THEN "
-        f"{sql_literal(col.name + ': ')} || length(t{i}) || ' characters'"
+        f"WHEN length(v{i}) > {MAX_VALUE_CHARS} THEN "
+        f"{sql_literal(col.name + ': ')} || length(v{i}) || ' characters'"
         for i, col in enumerate(columns)
     )
     if config.identity.type == "thirdPartyId":
@@ -88,28 +86,31 @@ def staging_sql(config: SyncConfig, schema: pa.Schema, tables: SyncTables) -> st
         id_check_details=id_details,
         value_checks=value_checks,
         value_check_details=value_details,
-        cells=cells,
+        values=", ".join(values),
+        value_names=", ".join(value_names(len(columns))),
         size=size,
-        text_names=", ".join(f"t{i}" for i in range(len(columns))),
         id_text=id_text,
         texts=", ".join(texts),
         source="{source}",
     )
 
 
-def _encoded(text: str, null_replacement: str | None) -> str:
+def _effective(text: str, null_replacement: str | None) -> str:
+    """The text Target will hold: a NULL is an empty cell unless replaced."""
     if null_replacement is None:
-        return f"coalesce(url_encode({text}), '')"
+        return f"coalesce({text}, '')"
     # Target ignores an empty value just like a missing one: both take the replacement.
-    return f"coalesce(url_encode(nullif({text}, '')), {sql_literal(url_encode(null_replacement))})"
+    return f"coalesce(nullif({text}, ''), {sql_literal(null_replacement)})"
 
 
-def _size(text: str, name: str, null_replacement: str | None) -> str:
-    name_bytes = len(name.encode())
-    if null_replacement is None:
-        return f"{name_bytes} + coalesce(strlen({text}), 0)"
-    fallback = len(null_replacement.encode())
-    return f"{name_bytes} + coalesce(nullif(strlen({text}), 0), {fallback})"
+def value_names(count: int) -> list[str]:
+    """The staged value columns: v0, v1, ... in attribute order."""
+    return [f"v{i}" for i in range(count)]
+
+
+def cells_sql(count: int) -> str:
+    """SQL joining the URL-encoded values into the cells of a batch line (after the id)."""
+    return " || ',' || ".join(f"url_encode({name})" for name in value_names(count))
 
 
 def exit_cells(config: SyncConfig) -> tuple[list[str], str]:

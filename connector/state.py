@@ -23,6 +23,7 @@ import duckdb
 
 from .errors import StateError
 from .serialize import quote_ident, sql_literal
+from .staging import cells_sql, value_names
 from .sql import load as _sql
 
 if TYPE_CHECKING:
@@ -107,6 +108,8 @@ class StateStore:
         self.tables = SyncTables.of(sync)
         # Set by diff(): with an empty snapshot, commits only insert (no DELETE to probe).
         self._snapshot_was_empty = False
+        # Set by stage(): how many value columns (v0, v1, ...) the staged rows carry.
+        self.value_count = 0
 
     @classmethod
     def open(cls, settings: StateConfig, sync: str, read_only: bool = False) -> StateStore:
@@ -175,10 +178,17 @@ class StateStore:
         row = self._one("SELECT fingerprint_scheme FROM ts_syncs WHERE sync = ?", [self.sync])
         return row[0] if row else None
 
-    def refresh_fingerprints(self, signature: str) -> None:
-        """Recompute stored fingerprints under this DuckDB version, without resending."""
+    def refresh_fingerprints(self, signature: str, value_count: int) -> None:
+        """Recompute stored fingerprints under this DuckDB version, without resending.
+
+        The stored cells decode back to exactly the texts the fingerprint was made of.
+        """
+        texts = ", ".join(
+            f"url_decode(split_part(cells, ',', {position}))"
+            for position in range(1, value_count + 1)
+        )
         self.con.execute(
-            f"UPDATE {self.tables.snapshot} SET fp = hash(cells, {sql_literal(signature)}) "
+            f"UPDATE {self.tables.snapshot} SET fp = hash({texts}, {sql_literal(signature)}) "
             "WHERE cells IS NOT NULL"
         )
         self.con.execute(
@@ -200,8 +210,9 @@ class StateStore:
 
     # -- stage and diff ----------------------------------------------------------------
 
-    def stage(self, source: pa.RecordBatchReader, sql: str) -> StageCounts:
+    def stage(self, source: pa.RecordBatchReader, sql: str, value_count: int) -> StageCounts:
         """Ingest the source stream with the generated staging SQL, then flag duplicates."""
+        self.value_count = value_count
         self.con.register("source_stream", source)
         try:
             self.con.execute(sql.format(source="source_stream"))
@@ -221,7 +232,10 @@ class StateStore:
         """Compare the staged rows with the snapshot into the changes table."""
         first_run = self._scalar(f"SELECT count(*) FROM {self.tables.snapshot}") == 0
         self._snapshot_was_empty = first_run
-        self.con.execute(self.tables.render(_sql("first_run.sql" if first_run else "diff.sql")))
+        script = _sql("first_run.sql" if first_run else "diff.sql")
+        prefix = "" if first_run else "s."
+        values = ", ".join(prefix + name for name in value_names(self.value_count))
+        self.con.execute(self.tables.render(script, values=values))
         kinds = dict(
             self.con.execute(
                 f"SELECT kind, count(*) FROM {self.tables.changes} GROUP BY kind"
@@ -243,8 +257,9 @@ class StateStore:
         Read on its own cursor, so batches can be committed while it is being read.
         """
         relation = self.con.cursor().sql(
-            f"SELECT id, cells, fp, url_encode(id) || ',' || cells || chr(10) AS line "
-            f"FROM {self.tables.changes} WHERE kind <> 'removed'"
+            f"SELECT id, cells, fp, url_encode(id) || ',' || cells || chr(10) AS line FROM "
+            f"(SELECT id, fp, {cells_sql(self.value_count)} AS cells "
+            f"FROM {self.tables.changes} WHERE kind <> 'removed')"
         )
         return relation.to_arrow_reader(batch_rows)
 
@@ -259,8 +274,9 @@ class StateStore:
 
     def sample_changes(self, limit: int) -> list[tuple[str, str, str | None, str | None]]:
         """A few changed profiles: (kind, id, old cells, new cells)."""
+        cells = f"CASE WHEN kind <> 'removed' THEN {cells_sql(self.value_count)} END"
         rows = self.con.execute(
-            f"SELECT kind, id, old_cells, cells FROM {self.tables.changes} "
+            f"SELECT kind, id, old_cells, {cells} FROM {self.tables.changes} "
             "ORDER BY kind, id LIMIT ?",
             [limit],
         ).fetchall()
@@ -274,9 +290,9 @@ class StateStore:
         if not names:
             return {}, {}
         parts = []
-        for position in range(1, len(names) + 1):
+        for position, value in enumerate(value_names(len(names)), start=1):
             old = f"split_part(old_cells, ',', {position})"
-            new = f"split_part(cells, ',', {position})"
+            new = f"url_encode({value})"
             parts.append(f"count(*) FILTER (WHERE {old} <> {new})")
             parts.append(
                 f"count(*) FILTER (WHERE {old} <> '' AND {new} = '')"
@@ -396,8 +412,13 @@ class StateStore:
 
     def drop_work_tables(self) -> None:
         """Drop the stage and changes tables of the current run."""
-        for table in (self.tables.stage, self.tables.changes):
-            self.con.execute(f"DROP TABLE IF EXISTS {table}")
+        # On a first run the changes are a view over the stage table.
+        views = self._scalar(
+            "SELECT count(*) FROM duckdb_views() WHERE database_name = ? AND view_name = ?",
+            [WORK_DB, f"changes__{self.sync}"],
+        )
+        self.con.execute(f"DROP {'VIEW' if views else 'TABLE'} IF EXISTS {self.tables.changes}")
+        self.con.execute(f"DROP TABLE IF EXISTS {self.tables.stage}")
 
     # -- history -------------------------------------------------------------------------
 

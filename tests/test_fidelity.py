@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 import connector
 from connector.config import parse_config
 from connector.emulator import Emulator
-from connector.staging import staging_input, staging_sql
+from connector.staging import cells_sql, staging_input, staging_sql
 from connector.state import StateStore
 
 from .conftest import ConfigWriter, run_cli
@@ -356,8 +356,9 @@ def _stage(folder: Path, table: pa.Table, attributes: dict[str, Any]) -> dict[st
     reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=7))
     with StateStore.open(config.state, config.name) as store:
         sql = staging_sql(config, table.schema, store.tables)
-        store.stage(staging_input(config, reader), sql)
-        rows = store.con.execute(f"SELECT id, cells, reject FROM {store.tables.stage}").fetchall()
+        store.stage(staging_input(config, reader), sql, len(attributes))
+        cells = cells_sql(len(attributes))
+        rows = store.con.execute(f"SELECT id, {cells}, reject FROM {store.tables.stage}").fetchall()
         store.drop_work_tables()
     names = list(attributes)
     out = {}

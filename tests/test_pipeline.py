@@ -212,3 +212,19 @@ def test_state_file_holds_no_secret(
         )
     assert "s3cr3t" not in dump
     assert b"s3cr3t" not in state.read_bytes()
+
+
+def test_fingerprints_from_another_duckdb_version_are_recomputed_not_resent(
+    emulator: Emulator, warehouse, write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    warehouse(CUSTOMERS.format(n=50))
+    config = write_config(emulator=emulator)
+    connector.sync(config)
+    # As if an older DuckDB, whose hash() differs, had written the snapshot.
+    with duckdb.connect(str(tmp_path / "state" / "state.duckdb")) as con:
+        con.execute("UPDATE ts_syncs SET fingerprint_scheme = 'duckdb-hash/0.9.0'")
+        con.execute('UPDATE "snapshot__test_sync" SET fp = fp + 1')
+    uploads = len(emulator.uploads)
+    again = connector.sync(config)
+    assert (again.sent, again.unchanged) == (0, 50)
+    assert len(emulator.uploads) == uploads

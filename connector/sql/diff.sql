@@ -1,16 +1,17 @@
 -- New, changed and removed profiles: one FULL OUTER JOIN of staged vs snapshot on id.
 -- Rejected rows are never sent, but still count as present (not removed).
+-- {values} are the staged value columns (s.v0, s.v1, ...).
 CREATE OR REPLACE TABLE {changes} AS
 SELECT
     coalesce(s.id, p.id) AS id,
-    s.cells AS cells,
     s.fp AS fp,
     p.cells AS old_cells,
     CASE
         WHEN s.fp IS NULL THEN 'removed'
         WHEN p.id IS NULL OR p.gone THEN 'new'
         ELSE 'changed'
-    END AS kind
+    END AS kind,
+    {values}
 FROM {stage} AS s
 FULL OUTER JOIN {snapshot} AS p ON s.id = p.id
 WHERE (s.fp IS NULL AND p.id IS NOT NULL AND NOT p.gone)

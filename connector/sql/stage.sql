@@ -1,11 +1,11 @@
--- Ingest the source stream once: serialize and URL-encode every mapped value, fingerprint
--- the profile, and flag rows Target must not receive. The placeholders in braces are
--- generated from the mapping by connector/staging.py; the source is the Arrow stream.
+-- Ingest the source stream once: serialize every mapped value to the text Target will hold
+-- (v0, v1, ...: NULL already replaced), fingerprint the profile over those texts, and flag
+-- rows Target must not receive. URL-encoding waits until a profile is actually sent. The
+-- placeholders in braces are generated from the mapping by connector/staging.py.
 CREATE OR REPLACE TABLE {stage} AS
 SELECT
     id,
-    cells,
-    hash(cells, {signature}) AS fp,
+    hash({value_names}, {signature}) AS fp,
     CASE
         WHEN id IS NULL OR id = '' THEN 'empty_id'
         WHEN length(id) > {max_id} THEN 'id_too_long'
@@ -19,8 +19,9 @@ SELECT
         {id_check_details}
         {value_check_details}
         WHEN size >= {max_bytes} THEN size || ' bytes'
-    END AS reject_detail
+    END AS reject_detail,
+    {value_names}
 FROM (
-    SELECT id, {cells} AS cells, {size} AS size, {text_names}
+    SELECT id, {values}, {size} AS size
     FROM (SELECT {id_text} AS id, {texts} FROM {source}) AS typed
-) AS encoded;
+) AS effective;
