@@ -23,8 +23,8 @@ import duckdb
 
 from .errors import StateError
 from .serialize import quote_ident, sql_literal
-from .staging import cells_sql, value_names
 from .sql import load as _sql
+from .staging import cells_sql, value_names
 
 if TYPE_CHECKING:
     import pyarrow as pa
