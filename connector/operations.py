@@ -175,19 +175,26 @@ def validate(config: SyncConfig | str | os.PathLike[str]) -> dict[str, Any]:
     import requests
 
     from . import sources
-    from .serialize import attribute_columns, check_columns
+    from .serialize import attribute_columns, check_columns, describe_rule, id_text_sql
     from .target import check_transport, upload_url
 
     config = as_config(config)
     schema = sources.probe_schema(config)
     check_columns(config, schema)
+    # Both raise a ConfigError naming the attribute (or the id) whose type has no text form.
     columns = attribute_columns(config, schema)
+    id_type = schema.field(config.identity.column).type
+    id_text_sql(config.identity.column, id_type, config.locate("identity", "column"))
     mapped = [
         {
             "attribute": column.name,
             "column": spec.column,
             "type": str(schema.field(spec.column).type) if spec.column else "static",
-            "serialized_as": column.text_sql,
+            "serialized_as": (
+                describe_rule(schema.field(spec.column).type, spec.format)
+                if spec.column
+                else "the value as written"
+            ),
             "null": spec.null,
         }
         for column, spec in zip(columns, config.attributes.values(), strict=True)
@@ -207,7 +214,8 @@ def validate(config: SyncConfig | str | os.PathLike[str]) -> dict[str, Any]:
         "sync": config.name,
         "identity": {
             "column": config.identity.column,
-            "type": str(schema.field(config.identity.column).type),
+            "type": str(id_type),
+            "serialized_as": describe_rule(id_type, None),
             "as": config.identity.type,
         },
         "attributes": mapped,

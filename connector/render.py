@@ -475,7 +475,14 @@ def render_status(report: dict[str, Any]) -> None:
 def render_validate(report: dict[str, Any]) -> None:
     identity = report["identity"]
     click.echo(f"sync '{report['sync']}': config and source OK")
-    click.echo(f"  id: {identity['column']} ({identity['type']}) as {identity['as']}")
+    click.echo(
+        f"  id: {identity['column']} ({identity['type']}) as {identity['as']}, "
+        f"sent as {identity['serialized_as']}"
+    )
     for attr in report["attributes"]:
-        click.echo(f"  {attr['attribute']}: {attr['column'] or 'static'} ({attr['type']})")
+        null = f"; NULL sent as {attr['null']!r}" if attr["null"] is not None else ""
+        click.echo(
+            f"  {attr['attribute']}: {attr['column'] or 'static'} ({attr['type']}), "
+            f"sent as {attr['serialized_as']}{null}"
+        )
     click.echo(f"  target: {report['target']['url']}: {report['target']['status']}")

@@ -561,6 +561,55 @@ def value_text_sql(column: str, arrow_type: pa.DataType, fmt: str | None, where:
     )
 
 
+def describe_rule(arrow_type: pa.DataType, fmt: str | None) -> str:
+    """The rule :func:`value_text_sql` applies to ``arrow_type`` (with ``format: fmt``), in
+    a few words for people (``validate``): the table in this module's docstring, abridged.
+
+    It describes and does not check: a format that does not fit the type is reported by
+    :func:`value_text_sql`. Types with no text form of their own say which format they need.
+    """
+    import pyarrow as pa
+
+    t = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+    ext = _ext(t)
+    if pa.types.is_null(t):
+        return "empty cell (the column is NULL throughout)"
+    if fmt == "json" or (fmt is None and ext == "arrow.json"):
+        return "JSON, compact"
+    if fmt == "base64":
+        return "base64"
+    if fmt == "hex":
+        return "hex, lowercase"
+    if fmt is not None:
+        if pa.types.is_date(t) or pa.types.is_time(t) or pa.types.is_timestamp(t):
+            zone = pa.types.is_timestamp(t) and t.tz is not None
+            return f"strftime '{fmt}'" + (" of the UTC time" if zone else "")
+        return f"printf '{fmt}'"
+    if ext == "arrow.uuid":
+        return "UUID, lowercase hex"
+    if _is_binary(t):
+        return "needs format: base64 or format: hex"
+    if pa.types.is_nested(t) or ext is not None:
+        return "needs format: json"
+    if _is_text(t):
+        return "text as is"
+    if pa.types.is_boolean(t):
+        return "true/false"
+    if pa.types.is_integer(t):
+        return "integer digits"
+    if pa.types.is_decimal(t):
+        return "decimal, exact, trailing zeros trimmed"
+    if pa.types.is_floating(t):
+        return "shortest round-trip float"
+    if pa.types.is_date(t):
+        return "YYYY-MM-DD"
+    if pa.types.is_timestamp(t):
+        return "ISO 8601 timestamp in UTC with Z" if t.tz is not None else "ISO 8601 timestamp"
+    if pa.types.is_time(t):
+        return "HH:MM:SS with fraction when not zero"
+    return "needs format: json"
+
+
 def _formatted(c: str, t: pa.DataType, fmt: str, where: str) -> str:
     """SQL for a strftime/printf ``format:``, tried once on a sample value."""
     import pyarrow as pa

@@ -72,16 +72,21 @@ def staging_sql(config: SyncConfig, schema: pa.Schema, tables: SyncTables) -> st
         f"{sql_literal(col.name + ': ')} || length(v{i}) || ' characters'"
         for i, col in enumerate(columns)
     )
+    all_clear = [f"id <> '' AND strlen(id) <= {MAX_ID_CHARS}"]
     if config.identity.type == "thirdPartyId":
         id_checks = "WHEN contains(id, '+') OR contains(id, '/') THEN 'id_has_plus_or_slash'"
         id_details = "WHEN contains(id, '+') OR contains(id, '/') THEN NULL"
+        all_clear.append("NOT contains(id, '+') AND NOT contains(id, '/')")
     else:
         id_checks = id_details = ""
+    all_clear += [f"strlen(v{i}) <= {MAX_VALUE_CHARS}" for i in range(len(columns))]
+    all_clear.append(f"size < {MAX_PROFILE_BYTES}")
     return load_sql("stage.sql").format(
         stage=tables.stage,
         signature=sql_literal(mapping_signature(config)),
         max_id=MAX_ID_CHARS,
         max_bytes=MAX_PROFILE_BYTES,
+        all_clear=" AND ".join(all_clear),
         id_checks=id_checks,
         id_check_details=id_details,
         value_checks=value_checks,

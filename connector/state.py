@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -211,14 +211,38 @@ class StateStore:
     # -- stage and diff ----------------------------------------------------------------
 
     def stage(self, source: pa.RecordBatchReader, sql: str, value_count: int) -> StageCounts:
-        """Ingest the source stream with the generated staging SQL, then flag duplicates."""
+        """Ingest the source stream with the generated staging SQL, then flag duplicates.
+
+        An error the stream raises while DuckDB reads it (a query failing mid-result, a
+        value that does not fit its column) reaches DuckDB's caller as a DuckDB error with
+        a traceback in its text; the stream's own exception is raised instead.
+        """
+        import pyarrow as pa
+
         self.value_count = value_count
-        self.con.register("source_stream", source)
+        failed: list[BaseException] = []
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from source
+            except BaseException as exc:
+                failed.append(exc)
+                raise
+
+        self.con.register(
+            "source_stream", pa.RecordBatchReader.from_batches(source.schema, batches())
+        )
         try:
             self.con.execute(sql.format(source="source_stream"))
+        except duckdb.Error:
+            if failed:
+                raise failed[0] from None
+            raise
         finally:
             self.con.unregister("source_stream")
-        self.con.execute(self.tables.render(_sql("duplicates.sql")))
+        # Most results have no repeated id; this count is cheaper than flagging copies.
+        if self._scalar(f"SELECT count(id) - count(DISTINCT id) FROM {self.tables.stage}"):
+            self.con.execute(self.tables.render(_sql("duplicates.sql")))
         total = self._scalar(f"SELECT count(*) FROM {self.tables.stage}")
         rejected = dict(
             self.con.execute(

@@ -8,6 +8,7 @@ where they fail: CI must never pass by skipping.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import uuid
@@ -90,22 +91,44 @@ def postgres_schema() -> Iterator[str]:
             conn.execute(f"DROP SCHEMA {name} CASCADE")
 
 
+_fakesnow: dict[str, Any] | None = None
+_fakesnow_error: str | None = None
+
+
 @contextlib.contextmanager
 def fakesnow_server() -> Iterator[dict[str, Any]]:
-    """fakesnow's Snowflake-compatible HTTP server on loopback; yields connection kwargs."""
-    try:
-        import fakesnow
-    except ImportError as exc:
-        unavailable(f"fakesnow is not installed ({exc})")
-    try:
-        server = fakesnow.server(host="127.0.0.1")
-        kwargs = server.__enter__()
-    except Exception as exc:
-        unavailable(f"fakesnow's server did not start ({' '.join(str(exc).split())})")
-    try:
-        yield kwargs
-    finally:
-        server.__exit__(None, None, None)
+    """fakesnow's Snowflake-compatible HTTP server on loopback; yields connection kwargs.
+
+    One server per process, started on first use and stopped when the process exits:
+    ``fakesnow.server()`` starts only once per process (it imports its submodule
+    ``fakesnow.server``, which replaces the function on the package: a second call fails
+    with "'module' object is not callable"). Tests keep apart with databases of their own.
+    """
+    global _fakesnow, _fakesnow_error
+    if _fakesnow is None and _fakesnow_error is None:
+        try:
+            import fakesnow
+        except ImportError as exc:
+            _fakesnow_error = f"fakesnow is not installed ({exc})"
+        else:
+            try:
+                server = fakesnow.server(host="127.0.0.1")
+                _fakesnow = server.__enter__()
+            except Exception as exc:
+                _fakesnow_error = f"fakesnow's server did not start ({' '.join(str(exc).split())})"
+            else:
+                atexit.register(_stop_fakesnow, server)
+    if _fakesnow is None:
+        unavailable(_fakesnow_error or "fakesnow's server did not start")
+    yield dict(_fakesnow)
+
+
+def _stop_fakesnow(server: Any) -> None:
+    import logging
+
+    # uvicorn logs its shutdown to handlers whose streams pytest has closed by now.
+    logging.getLogger("uvicorn.error").disabled = True
+    server.__exit__(None, None, None)
 
 
 def closed_port() -> int:

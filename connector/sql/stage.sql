@@ -2,11 +2,14 @@
 -- (v0, v1, ...: NULL already replaced), fingerprint the profile over those texts, and flag
 -- rows Target must not receive. URL-encoding waits until a profile is actually sent. The
 -- placeholders in braces are generated from the mapping by connector/staging.py.
+-- {all_clear} passes the common row with byte counts alone (strlen is O(1), and never less
+-- than length): the character counts and the details are computed only for the rest.
 CREATE OR REPLACE TABLE {stage} AS
 SELECT
     id,
     hash({value_names}, {signature}) AS fp,
     CASE
+        WHEN {all_clear} THEN NULL
         WHEN id IS NULL OR id = '' THEN 'empty_id'
         WHEN length(id) > {max_id} THEN 'id_too_long'
         {id_checks}
@@ -14,6 +17,7 @@ SELECT
         WHEN size >= {max_bytes} THEN 'profile_too_large'
     END AS reject,
     CASE
+        WHEN {all_clear} THEN NULL
         WHEN id IS NULL OR id = '' THEN NULL
         WHEN length(id) > {max_id} THEN length(id) || ' characters'
         {id_check_details}
