@@ -18,6 +18,15 @@ from connector.emulator import Emulator
 
 CLI = [sys.executable, "-m", "connector"]
 
+# A customers table of n rows: ids c0..c{n-1}, a third of the tiers NULL, seven cities.
+CUSTOMERS = """
+CREATE OR REPLACE TABLE customers AS
+SELECT 'c' || i AS customer_id,
+       CASE i % 3 WHEN 0 THEN 'gold' WHEN 1 THEN 'silver' ELSE NULL END AS tier,
+       'city ' || (i % 7) AS city
+FROM range({n}) t(i)
+"""
+
 
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import datetime as dt
 import os
 import uuid
 from collections.abc import Iterator
@@ -180,3 +181,16 @@ def snowflake_refusing_login() -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def snowflake_literal(value: Any) -> Any:
+    """Text Snowflake casts back to the value (JSON carries no NaN, no exact big ints)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return {"nan": "NaN", "inf": "inf", "-inf": "-inf"}.get(repr(value), repr(value))
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    return str(value)

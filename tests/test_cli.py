@@ -19,19 +19,11 @@ import pytest
 from connector.cli import main
 from connector.emulator import Emulator
 
-from .conftest import CLI, ConfigWriter, run_cli
+from .conftest import CLI, CUSTOMERS, ConfigWriter, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("duckdb", "pyarrow", "snowflake", "sqlalchemy", "pandas", "numpy", "dbt", "rich")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-CUSTOMERS = """
-CREATE OR REPLACE TABLE customers AS
-SELECT 'c' || i AS customer_id,
-       CASE i % 3 WHEN 0 THEN 'gold' WHEN 1 THEN 'silver' ELSE NULL END AS tier,
-       'city ' || (i % 7) AS city
-FROM range({n}) t(i)
-"""
 
 
 def _options(command: click.Command) -> list[click.Option]:

@@ -38,6 +38,7 @@ from .servers import (
     postgres_connect,
     postgres_dsn,
     postgres_schema,
+    snowflake_literal,
     snowflake_refusing_login,
 )
 
@@ -220,19 +221,6 @@ def pg_source(rows: list[tuple[Any, ...]]) -> Iterator[dict]:
         yield {"type": "sqlalchemy", "url": url, "query": query}
 
 
-def _snowflake_json(value: Any) -> Any:
-    """Text Snowflake casts back to the value (JSON has no NaN, no exact decimals)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return {"nan": "NaN", "inf": "inf", "-inf": "-inf"}.get(repr(value), repr(value))
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ")
-    return str(value)
-
-
 @pytest.fixture(scope="module")
 def snow_server() -> Iterator[dict[str, Any]]:
     with fakesnow_server() as kwargs:
@@ -251,7 +239,7 @@ def snow_source(snow_server: dict[str, Any], rows: list[tuple[Any, ...]]) -> Ite
         cursor = conn.cursor()
         cursor.execute(f"CREATE TABLE dataset ({', '.join(f'{c[0]} {c[3]}' for c in COLUMNS)})")
         # One INSERT (fakesnow's executemany goes row by row at ~500 rows/s).
-        records = [{n: _snowflake_json(v) for n, v in zip(NAMES, r, strict=True)} for r in rows]
+        records = [{n: snowflake_literal(v) for n, v in zip(NAMES, r, strict=True)} for r in rows]
         casts = ", ".join(f"value:{c[0]}::{c[3]}" for c in COLUMNS)
         cursor.execute(
             f"INSERT INTO dataset SELECT {casts} FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?)))",

@@ -24,20 +24,13 @@ import connector
 from connector.emulator import Emulator
 from connector.result import Event
 
-from .conftest import ConfigWriter, run_cli
+from .conftest import CUSTOMERS, ConfigWriter, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 TOKEN = "tok-s3cr3t-value-123"
 HOOK_TOKEN = "hook-s3cr3t-abc987"
 
-CUSTOMERS = """
-CREATE OR REPLACE TABLE customers AS
-SELECT 'c' || i AS customer_id,
-       CASE i % 3 WHEN 0 THEN 'gold' WHEN 1 THEN 'silver' ELSE NULL END AS tier,
-       'city ' || (i % 7) AS city
-FROM range({n}) t(i)
-"""
 # Two rows Target must never see: an id with '+', and a duplicate id.
 BAD_ROWS = "INSERT INTO customers VALUES ('bad+id', 'gold', 'x'), ('c1', 'gold', 'dup')"
 

@@ -10,15 +10,7 @@ import pytest
 import connector
 from connector.emulator import Emulator
 
-from .conftest import ConfigWriter, run_cli
-
-CUSTOMERS = """
-CREATE OR REPLACE TABLE customers AS
-SELECT 'c' || i AS customer_id,
-       CASE i % 3 WHEN 0 THEN 'gold' WHEN 1 THEN 'silver' ELSE NULL END AS tier,
-       'city ' || (i % 7) AS city
-FROM range({n}) t(i)
-"""
+from .conftest import CUSTOMERS, ConfigWriter, run_cli
 
 
 def test_first_run_sends_all_second_nothing_then_exactly_the_changes(

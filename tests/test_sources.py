@@ -32,6 +32,7 @@ from tests.servers import (
     postgres_connect,
     postgres_dsn,
     postgres_schema,
+    snowflake_literal,
     snowflake_refusing_login,
 )
 
@@ -91,19 +92,6 @@ def assert_one_line_error(exc: Exception, *secrets: str) -> str:
     for secret in secrets:
         assert secret not in message, message
     return message
-
-
-def snowflake_literal(value: Any) -> Any:
-    """Text Snowflake casts back to the value (JSON carries no NaN, no exact big ints)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return {"nan": "NaN", "inf": "inf", "-inf": "-inf"}.get(repr(value), repr(value))
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ")
-    return str(value)
 
 
 # --- engines -------------------------------------------------------------------------------
