@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -148,8 +149,6 @@ def status(config: SyncConfig | str | os.PathLike[str], runs: int = 10) -> dict[
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    import json
-
     out = {}
     for key, value in row.items():
         if key == "summary" and isinstance(value, str):
@@ -176,7 +175,7 @@ def validate(config: SyncConfig | str | os.PathLike[str]) -> dict[str, Any]:
 
     from . import sources
     from .serialize import attribute_columns, check_columns, describe_rule, id_text_sql
-    from .target import check_transport, upload_url
+    from .target import batch_status_url, check_transport, upload_url
 
     config = as_config(config)
     schema = sources.probe_schema(config)
@@ -203,7 +202,7 @@ def validate(config: SyncConfig | str | os.PathLike[str]) -> dict[str, Any]:
     check_transport(url, config.target.allow_insecure_http, f"{config.label}: target.base_url")
     try:
         answer = requests.get(
-            url.rsplit("/", 1)[0].replace("/v2/profile", "/profile") + "/batchStatus",
+            batch_status_url(config.target),
             params={"batchId": "target-sync-validate"},
             timeout=(config.target.connect_timeout_seconds, 15),
         )

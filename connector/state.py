@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,7 +84,6 @@ class SyncTables:
     snapshot: str
     stage: str
     changes: str
-    names: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, sync: str) -> SyncTables:
@@ -144,7 +143,7 @@ class StateStore:
         return store
 
     def close(self) -> None:
-        """Drop this run's work tables and close the file."""
+        """Close the file."""
         self.con.close()
 
     def __enter__(self) -> StateStore:

@@ -64,12 +64,20 @@ class BatchStatus:
     message: str = ""
 
 
+def _client_root(config: TargetConfig) -> str:
+    client = config.client_code
+    return f"{config.base_url or f'https://{client}.tt.omtrdc.net'}/m2/{client}"
+
+
 def upload_url(config: TargetConfig) -> str:
     """The batchUpdate URL for the configured client and API version."""
-    client = config.client_code
-    base = config.base_url or f"https://{client}.tt.omtrdc.net"
     path = "v2/profile/batchUpdate" if config.api_version == 2 else "profile/batchUpdate"
-    return f"{base}/m2/{client}/{path}"
+    return f"{_client_root(config)}/{path}"
+
+
+def batch_status_url(config: TargetConfig) -> str:
+    """The batchStatus URL on the upload host (``validate`` probes it for reachability)."""
+    return f"{_client_root(config)}/profile/batchStatus"
 
 
 def check_transport(url: str, allow_insecure_http: bool, where: str) -> None:
