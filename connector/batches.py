@@ -45,16 +45,23 @@ def header_line(id_type: str, attributes: Sequence[str]) -> bytes:
     return BATCH_PREFIX + ",".join(cells).encode() + b"\n"
 
 
-def _line_bytes(lines: pa.Array) -> bytes:
-    """The concatenated UTF-8 bytes of a string array, read straight from its buffers."""
-    if lines.null_count:
-        raise TargetSyncError("internal error: a batch line is NULL")
-    array = lines.cast(pa.large_string()) if lines.type != pa.large_string() else lines
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)
-    start = int(offsets[array.offset])
-    end = int(offsets[array.offset + len(array)])
-    data = array.buffers()[2]
-    return data[start:end].to_pybytes() if data is not None else b""
+def _body(header: bytes, lines: pa.ChunkedArray) -> bytes:
+    """``header`` and the UTF-8 bytes of every line, read straight from the Arrow buffers
+    into one ``bytes`` (one copy: at 50 MB a batch, each extra copy shows in peak RSS)."""
+    parts: list[bytes | memoryview] = [header]
+    for array in lines.chunks:
+        if array.null_count:
+            raise TargetSyncError("internal error: a batch line is NULL")
+        if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+            array = array.cast(pa.large_string())
+        width = np.int64 if pa.types.is_large_string(array.type) else np.int32
+        offsets = np.frombuffer(array.buffers()[1], dtype=width)
+        start = int(offsets[array.offset])
+        end = int(offsets[array.offset + len(array)])
+        data = array.buffers()[2]
+        if data is not None and end > start:
+            parts.append(memoryview(data)[start:end])
+    return b"".join(parts)
 
 
 def cut_batches(
@@ -77,8 +84,7 @@ def cut_batches(
 
     def flush() -> Batch:
         table = pa.Table.from_batches(parts)
-        lines = table.column("line").combine_chunks()
-        body = header + _line_bytes(lines)
+        body = _body(header, table.column("line"))
         return Batch(seq=seq, kind=kind, body=body, rows=table.drop_columns(["line"]))
 
     for chunk in chunks:

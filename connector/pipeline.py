@@ -215,7 +215,7 @@ def prepare(run: Run, *, strict: bool, force: bool, record: bool = True) -> None
         store.refresh_fingerprints(signature, len(config.attributes))
 
     with sources.open_reader(config) as reader:
-        sql = staging_sql(config, reader.schema, store.tables)
+        sql = staging_sql(config, reader.schema)
         counts = store.stage(
             staging_input(config, _with_progress(run, reader)), sql, len(config.attributes)
         )

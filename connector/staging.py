@@ -1,8 +1,10 @@
-"""The staging SQL of one sync: serialize, URL-encode, fingerprint and check every row.
+"""The staging SQL of one sync: serialize, fingerprint and check every row of the source.
 
-Generated once per run from the mapping and the source's Arrow schema, then run by DuckDB over
-the source stream (see ``connector/sql/stage.sql``), which :func:`staging_input` narrows to
-the mapped columns in the form DuckDB reads exactly.
+Generated once per run from the mapping and the source's Arrow schema: a ``SELECT`` over the
+source stream (registered as :data:`SOURCE`, narrowed by :func:`staging_input` to the mapped
+columns in the form DuckDB reads exactly) giving ``id, fp, reject, reject_detail, v0, v1,
+...`` per row (see ``connector/sql/stage.sql``). The state store runs it inside the one
+statement that also diffs it against the snapshot, so only changed rows are ever encoded.
 
 A row is rejected (never sent, never committed, counted by reason) for, in this order:
 
@@ -37,8 +39,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from .config import SyncConfig
-    from .state import SyncTables
 
+# The name the state store registers the source stream under, for the staging SELECT.
+SOURCE = "source_stream"
 MAX_ID_CHARS = 256
 MAX_VALUE_CHARS = 256
 MAX_PROFILE_BYTES = 65_536
@@ -49,8 +52,8 @@ def staging_input(config: SyncConfig, reader: pa.RecordBatchReader) -> pa.Record
     return ingest_reader(reader, mapped_columns(config))
 
 
-def staging_sql(config: SyncConfig, schema: pa.Schema, tables: SyncTables) -> str:
-    """The ``CREATE TABLE stage AS SELECT ... FROM {source}`` statement for this mapping.
+def staging_sql(config: SyncConfig, schema: pa.Schema) -> str:
+    """The staging ``SELECT ... FROM source_stream`` for this mapping.
 
     ``schema`` is the source's own schema (before :func:`staging_input`).
     """
@@ -82,7 +85,6 @@ def staging_sql(config: SyncConfig, schema: pa.Schema, tables: SyncTables) -> st
     all_clear += [f"strlen(v{i}) <= {MAX_VALUE_CHARS}" for i in range(len(columns))]
     all_clear.append(f"size < {MAX_PROFILE_BYTES}")
     return load_sql("stage.sql").format(
-        stage=tables.stage,
         signature=sql_literal(mapping_signature(config)),
         max_id=MAX_ID_CHARS,
         max_bytes=MAX_PROFILE_BYTES,
@@ -96,7 +98,7 @@ def staging_sql(config: SyncConfig, schema: pa.Schema, tables: SyncTables) -> st
         size=size,
         id_text=id_text,
         texts=", ".join(texts),
-        source="{source}",
+        source=SOURCE,
     )
 
 
@@ -113,9 +115,10 @@ def value_names(count: int) -> list[str]:
     return [f"v{i}" for i in range(count)]
 
 
-def cells_sql(count: int) -> str:
-    """SQL joining the URL-encoded values into the cells of a batch line (after the id)."""
-    return " || ',' || ".join(f"url_encode({name})" for name in value_names(count))
+def cells_sql(count: int, prefix: str = "") -> str:
+    """SQL joining the URL-encoded values into the cells of a batch line (after the id);
+    ``prefix`` qualifies the value columns (``s.``)."""
+    return " || ',' || ".join(f"url_encode({prefix}{name})" for name in value_names(count))
 
 
 def exit_cells(config: SyncConfig) -> tuple[list[str], str]:

@@ -24,7 +24,7 @@ import duckdb
 from .errors import StateError
 from .serialize import quote_ident, sql_literal
 from .sql import load as _sql
-from .staging import cells_sql, value_names
+from .staging import SOURCE, cells_sql
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -209,8 +209,9 @@ class StateStore:
 
     # -- stage and diff ----------------------------------------------------------------
 
-    def stage(self, source: pa.RecordBatchReader, sql: str, value_count: int) -> StageCounts:
-        """Ingest the source stream with the generated staging SQL, then flag duplicates.
+    def stage(self, source: pa.RecordBatchReader, staged: str, value_count: int) -> StageCounts:
+        """Ingest the source stream with the staging SELECT ``staged``, diffing it against the
+        snapshot as it goes (see ``stage_diff.sql``), then flag duplicate ids.
 
         An error the stream raises while DuckDB reads it (a query failing mid-result, a
         value that does not fit its column) reaches DuckDB's caller as a DuckDB error with
@@ -219,6 +220,9 @@ class StateStore:
         import pyarrow as pa
 
         self.value_count = value_count
+        self._snapshot_was_empty = self._scalar(f"SELECT count(*) FROM {self.tables.snapshot}") == 0
+        script = "stage_first.sql" if self._snapshot_was_empty else "stage_diff.sql"
+        sql = self.tables.render(_sql(script), staged=staged, cells=cells_sql(value_count, "s."))
         failed: list[BaseException] = []
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -228,21 +232,30 @@ class StateStore:
                 failed.append(exc)
                 raise
 
-        self.con.register(
-            "source_stream", pa.RecordBatchReader.from_batches(source.schema, batches())
-        )
+        self.con.register(SOURCE, pa.RecordBatchReader.from_batches(source.schema, batches()))
+        # The snapshot side must be the join's build side: with no size known for a stream,
+        # DuckDB may build its hash table on the stream instead, texts and all.
+        self.con.execute("SET disabled_optimizers = 'build_side_probe_side'")
         try:
-            self.con.execute(sql.format(source="source_stream"))
+            self.con.execute(sql)
         except duckdb.Error:
             if failed:
                 raise failed[0] from None
             raise
         finally:
-            self.con.unregister("source_stream")
-        # Most results have no repeated id; this count is cheaper than flagging copies.
-        if self._scalar(f"SELECT count(id) - count(DISTINCT id) FROM {self.tables.stage}"):
+            self.con.execute("RESET disabled_optimizers")
+            self.con.unregister(SOURCE)
+        # Most results have no repeated id, and counting distinct 64-bit hashes is cheaper
+        # than distinct strings; equal hashes only send us to the exact check.
+        if self._scalar(f"SELECT count(id) - count(DISTINCT hash(id)) FROM {self.tables.stage}"):
             self.con.execute(self.tables.render(_sql("duplicates.sql")))
-        total = self._scalar(f"SELECT count(*) FROM {self.tables.stage}")
+        self.con.execute(
+            f"CREATE OR REPLACE VIEW {self.tables.changes} AS "
+            f"SELECT id, fp, kind, cells FROM {self.tables.stage} WHERE kind IS NOT NULL"
+        )
+        total = self._scalar(
+            f"SELECT count(*) FROM {self.tables.stage} WHERE kind IS DISTINCT FROM 'removed'"
+        )
         rejected = dict(
             self.con.execute(
                 f"SELECT reject, count(*) FROM {self.tables.stage} "
@@ -252,26 +265,23 @@ class StateStore:
         return StageCounts(rows=total, rejected={k: int(v) for k, v in rejected.items()})
 
     def diff(self) -> DiffCounts:
-        """Compare the staged rows with the snapshot into the changes table."""
-        first_run = self._scalar(f"SELECT count(*) FROM {self.tables.snapshot}") == 0
-        self._snapshot_was_empty = first_run
-        script = _sql("first_run.sql" if first_run else "diff.sql")
-        prefix = "" if first_run else "s."
-        values = ", ".join(prefix + name for name in value_names(self.value_count))
-        self.con.execute(self.tables.render(script, values=values))
+        """How the staged rows compare with the snapshot (the diff itself ran while staging)."""
         kinds = dict(
             self.con.execute(
                 f"SELECT kind, count(*) FROM {self.tables.changes} GROUP BY kind"
             ).fetchall()
         )
-        valid = self._scalar(f"SELECT count(*) FROM {self.tables.stage} WHERE reject IS NULL")
+        valid = self._scalar(
+            f"SELECT count(*) FROM {self.tables.stage} "
+            "WHERE reject IS NULL AND kind IS DISTINCT FROM 'removed'"
+        )
         new, changed = int(kinds.get("new", 0)), int(kinds.get("changed", 0))
         return DiffCounts(
             new=new,
             changed=changed,
             removed=int(kinds.get("removed", 0)),
             unchanged=valid - new - changed,
-            first_run=first_run,
+            first_run=self._snapshot_was_empty,
         )
 
     def upsert_stream(self, batch_rows: int) -> pa.RecordBatchReader:
@@ -280,9 +290,8 @@ class StateStore:
         Read on its own cursor, so batches can be committed while it is being read.
         """
         relation = self.con.cursor().sql(
-            f"SELECT id, cells, fp, url_encode(id) || ',' || cells || chr(10) AS line FROM "
-            f"(SELECT id, fp, {cells_sql(self.value_count)} AS cells "
-            f"FROM {self.tables.changes} WHERE kind <> 'removed')"
+            f"SELECT id, cells, fp, url_encode(id) || ',' || cells || chr(10) AS line "
+            f"FROM {self.tables.changes} WHERE kind <> 'removed'"
         )
         return relation.to_arrow_reader(batch_rows)
 
@@ -297,10 +306,10 @@ class StateStore:
 
     def sample_changes(self, limit: int) -> list[tuple[str, str, str | None, str | None]]:
         """A few changed profiles: (kind, id, old cells, new cells)."""
-        cells = f"CASE WHEN kind <> 'removed' THEN {cells_sql(self.value_count)} END"
         rows = self.con.execute(
-            f"SELECT kind, id, old_cells, {cells} FROM {self.tables.changes} "
-            "ORDER BY kind, id LIMIT ?",
+            f"SELECT c.kind, c.id, p.cells, c.cells FROM (SELECT * FROM {self.tables.changes} "
+            f"ORDER BY kind, id LIMIT ?) AS c LEFT JOIN {self.tables.snapshot} AS p "
+            "ON p.id = c.id AND c.kind <> 'new' ORDER BY c.kind, c.id",
             [limit],
         ).fetchall()
         return [(r[0], r[1], r[2], r[3]) for r in rows]
@@ -313,9 +322,9 @@ class StateStore:
         if not names:
             return {}, {}
         parts = []
-        for position, value in enumerate(value_names(len(names)), start=1):
-            old = f"split_part(old_cells, ',', {position})"
-            new = f"url_encode({value})"
+        for position in range(1, len(names) + 1):
+            old = f"split_part(p.cells, ',', {position})"
+            new = f"split_part(c.cells, ',', {position})"
             parts.append(f"count(*) FILTER (WHERE {old} <> {new})")
             parts.append(
                 f"count(*) FILTER (WHERE {old} <> '' AND {new} = '')"
@@ -323,7 +332,8 @@ class StateStore:
                 else "0"
             )
         row = self._one(
-            f"SELECT {', '.join(parts)} FROM {self.tables.changes} WHERE kind = 'changed'"
+            f"SELECT {', '.join(parts)} FROM {self.tables.changes} AS c "
+            f"JOIN {self.tables.snapshot} AS p ON p.id = c.id WHERE c.kind = 'changed'"
         )
         assert row is not None
         changed = {n: int(row[2 * i]) for i, n in enumerate(names) if row[2 * i]}
@@ -434,13 +444,8 @@ class StateStore:
         return count
 
     def drop_work_tables(self) -> None:
-        """Drop the stage and changes tables of the current run."""
-        # On a first run the changes are a view over the stage table.
-        views = self._scalar(
-            "SELECT count(*) FROM duckdb_views() WHERE database_name = ? AND view_name = ?",
-            [WORK_DB, f"changes__{self.sync}"],
-        )
-        self.con.execute(f"DROP {'VIEW' if views else 'TABLE'} IF EXISTS {self.tables.changes}")
+        """Drop the stage table and the changes view of the current run."""
+        self.con.execute(f"DROP VIEW IF EXISTS {self.tables.changes}")
         self.con.execute(f"DROP TABLE IF EXISTS {self.tables.stage}")
 
     # -- history -------------------------------------------------------------------------

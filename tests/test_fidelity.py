@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 import connector
 from connector.config import parse_config
 from connector.emulator import Emulator
-from connector.staging import cells_sql, staging_input, staging_sql
+from connector.staging import staging_input, staging_sql
 from connector.state import StateStore
 
 from .conftest import ConfigWriter, run_cli
@@ -355,10 +355,9 @@ def _stage(folder: Path, table: pa.Table, attributes: dict[str, Any]) -> dict[st
     )
     reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=7))
     with StateStore.open(config.state, config.name) as store:
-        sql = staging_sql(config, table.schema, store.tables)
+        sql = staging_sql(config, table.schema)
         store.stage(staging_input(config, reader), sql, len(attributes))
-        cells = cells_sql(len(attributes))
-        rows = store.con.execute(f"SELECT id, {cells}, reject FROM {store.tables.stage}").fetchall()
+        rows = store.con.execute(f"SELECT id, cells, reject FROM {store.tables.stage}").fetchall()
         store.drop_work_tables()
     names = list(attributes)
     out = {}
@@ -610,6 +609,43 @@ def test_duplicate_ids_reject_every_copy_even_when_already_synced(
     assert emulator.profiles()["good1"]["loyaltyTier"] == "gold"
     details = {r["detail"] for r in connector.status(config)["rejects"]}
     assert details == {"2 rows have this id"}
+
+
+def test_a_synced_profile_that_turns_bad_is_rejected_not_removed(
+    emulator: Emulator, warehouse, write_config: ConfigWriter
+) -> None:
+    warehouse("CREATE TABLE customers (customer_id VARCHAR, tier VARCHAR, city VARCHAR);" + GOOD)
+    config = write_config(emulator=emulator)
+    connector.sync(config)
+    warehouse(f"UPDATE customers SET tier = '{'x' * 300}' WHERE customer_id = 'good1'")
+    again = connector.sync(config)
+    assert again.rejected == {"value_too_long": 1}
+    assert (again.removed, again.changed, again.sent, again.unchanged) == (0, 0, 0, 1)
+    assert emulator.profiles()["good1"]["loyaltyTier"] == "gold"
+    warehouse("UPDATE customers SET tier = 'silver' WHERE customer_id = 'good1'")
+    fixed = connector.sync(config)
+    assert (fixed.rejected, fixed.changed, fixed.sent) == ({}, 1, 1)
+    assert emulator.profiles()["good1"]["loyaltyTier"] == "silver"
+
+
+def test_braces_in_a_replacement_or_pattern_reach_target_as_written(
+    emulator: Emulator, warehouse, write_config: ConfigWriter
+) -> None:
+    # The staging SQL is assembled from templates: text from the config must not be read as
+    # a template placeholder.
+    warehouse(
+        "CREATE TABLE customers (customer_id VARCHAR, tier VARCHAR, ltv DOUBLE);"
+        "INSERT INTO customers VALUES ('a', NULL, 1.5)"
+    )
+    config = write_config(
+        emulator=emulator,
+        attributes={
+            "loyaltyTier": {"column": "tier", "null": "{none}"},
+            "lifetimeValue": {"column": "ltv", "format": "{%.2f}"},
+        },
+    )
+    assert connector.sync(config).sent == 1
+    assert emulator.profiles()["a"] == {"loyaltyTier": "{none}", "lifetimeValue": "{1.50}"}
 
 
 def test_profile_over_64_kb_is_rejected(

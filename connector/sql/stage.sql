@@ -1,10 +1,10 @@
--- Ingest the source stream once: serialize every mapped value to the text Target will hold
--- (v0, v1, ...: NULL already replaced), fingerprint the profile over those texts, and flag
--- rows Target must not receive. URL-encoding waits until a profile is actually sent. The
--- placeholders in braces are generated from the mapping by connector/staging.py.
--- {all_clear} passes the common row with byte counts alone (strlen is O(1), and never less
+-- The staged rows of the source stream: every mapped value serialized to the text Target
+-- will hold (v0, v1, ...: NULL already replaced), the profile's fingerprint over those texts,
+-- and why Target must not receive the row, if it must not. Run inside stage_first.sql or
+-- stage_diff.sql, which URL-encode the texts of the rows to send only. The placeholders in
+-- braces are generated from the mapping by connector/staging.py.
+-- The all_clear test passes the common row with byte counts alone (strlen is O(1), and never less
 -- than length): the character counts and the details are computed only for the rest.
-CREATE OR REPLACE TABLE {stage} AS
 SELECT
     id,
     hash({value_names}, {signature}) AS fp,
@@ -28,4 +28,4 @@ SELECT
 FROM (
     SELECT id, {values}, {size} AS size
     FROM (SELECT {id_text} AS id, {texts} FROM {source}) AS typed
-) AS effective;
+) AS effective
