@@ -5,8 +5,10 @@ that a warehouse-backed store can implement it later. The SQL lives in ``connect
 
 Tables of a state file: ``ts_meta``, ``ts_syncs`` (mapping and fingerprint scheme per sync),
 ``ts_runs``, ``ts_batches`` (every upload and what became of it), ``ts_failed`` (rows Target
-reported failed), ``ts_rejects`` (rows never sent), and per sync ``snapshot__NAME`` plus the
-work tables ``stage__NAME`` and ``changes__NAME`` of the current run.
+reported failed), ``ts_rejects`` (rows never sent), and per sync ``snapshot__NAME``. A run's
+work table ``stage__NAME`` (every staged row, diffed against the snapshot as it was read)
+and view ``changes__NAME`` (its new, changed and removed profiles) live in an in-memory
+database attached as ``work``.
 """
 
 from __future__ import annotations
@@ -323,17 +325,25 @@ class StateStore:
             return {}, {}
         parts = []
         for position in range(1, len(names) + 1):
-            old = f"split_part(p.cells, ',', {position})"
-            new = f"split_part(c.cells, ',', {position})"
+            old, new = f"old_cells[{position}]", f"new_cells[{position}]"
             parts.append(f"count(*) FILTER (WHERE {old} <> {new})")
             parts.append(
                 f"count(*) FILTER (WHERE {old} <> '' AND {new} = '')"
                 if nullable[position - 1]
                 else "0"
             )
+        # Two joins, so the snapshot's cells are read for the changed profiles only: ids find
+        # their rows, then rowids their cells (one join carrying every profile's cells took
+        # twice as long at 10M profiles).
         row = self._one(
-            f"SELECT {', '.join(parts)} FROM {self.tables.changes} AS c "
-            f"JOIN {self.tables.snapshot} AS p ON p.id = c.id WHERE c.kind = 'changed'"
+            f"SELECT {', '.join(parts)} FROM ("
+            "SELECT string_split(p.cells, ',') AS old_cells, "
+            "string_split(c.cells, ',') AS new_cells "
+            f"FROM (SELECT c.cells, r.snapshot_row FROM {self.tables.changes} AS c "
+            f"JOIN (SELECT id, rowid AS snapshot_row FROM {self.tables.snapshot}) AS r "
+            "ON r.id = c.id WHERE c.kind = 'changed') AS c "
+            f"JOIN (SELECT rowid AS snapshot_row, cells FROM {self.tables.snapshot}) AS p "
+            "USING (snapshot_row))"
         )
         assert row is not None
         changed = {n: int(row[2 * i]) for i, n in enumerate(names) if row[2 * i]}
