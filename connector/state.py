@@ -102,10 +102,13 @@ class SyncTables:
 class StateStore:
     """One sync's view of a state file; open it with :meth:`open`, close it when done."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, sync: str) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, path: Path, sync: str, read_only: bool = False
+    ) -> None:
         self.con = con
         self.path = path
         self.sync = sync
+        self.read_only = read_only
         self.tables = SyncTables.of(sync)
         # Set by diff(): with an empty snapshot, commits only insert (no DELETE to probe).
         self._snapshot_was_empty = False
@@ -139,13 +142,22 @@ class StateStore:
         # state file, the most expensive part of staging. Cursors share it.
         if not read_only:
             con.execute(f"ATTACH ':memory:' AS {WORK_DB}")
-        store = cls(con, path, sync)
+        store = cls(con, path, sync, read_only)
         if not read_only:
             store._migrate()
         return store
 
     def close(self) -> None:
-        """Close the file."""
+        """Checkpoint and close the file."""
+        if not self.read_only:
+            # An explicit checkpoint does all its work now: the one DuckDB runs on close
+            # left work behind that the next run's checkpoint paid (0.9 s after a first run
+            # of 10M profiles, with nothing changed). The data is safe in the WAL either way.
+            try:
+                self.con.execute(f"DETACH {WORK_DB}")
+                self.con.execute("CHECKPOINT")
+            except duckdb.Error as exc:
+                log.warning("sync '%s': checkpoint of %s failed: %s", self.sync, self.path, exc)
         self.con.close()
 
     def __enter__(self) -> StateStore:
