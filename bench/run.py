@@ -240,7 +240,13 @@ class Bench:
         self.connector("incremental", "incremental", nxt, conn_v1, None)
         self.connector("incremental → sink", "incremental", nxt, conn_v1, None, sink=True)
         self.connector("incremental --dry-run", "incremental", nxt, conn_v1, None, dry_run=True)
-        self.connector("unchanged", "unchanged", first, conn_v1, None)
+        # The checkpoint after a first run of many batches merges the row groups those
+        # batches left, once (~1 s at 10M); "settled" runs start after that, as every later
+        # run does.
+        conn_settled = self.work / "connector-settled.duckdb"
+        self.connector("unchanged", "unchanged", first, conn_v1, conn_settled)
+        self.connector("unchanged, settled", "unchanged", first, conn_settled, None)
+        self.connector("incremental, settled", "incremental", nxt, conn_settled, None)
         if self.largest:
             self.connector(
                 f"incremental {MEMORY_LIMIT}",
@@ -579,10 +585,16 @@ def targets(results: list[Measurement]) -> list[dict[str, Any]]:
     checks.append({"n": n, "target": f"memory_limit {MEMORY_LIMIT} completes", "met": completed})
     print(f"  [{'met' if completed else 'MISSED'}] memory_limit {MEMORY_LIMIT} run completes")
     check(
-        "unchanged wall vs baseline unchanged (the diff alone)",
-        wall_ratio(get("connector", "unchanged"), get("baseline", "unchanged")),
-        1.0,
+        "incremental, settled wall vs baseline",
+        wall_ratio(get("connector", "incremental, settled"), get("baseline", "incremental")),
+        1.5,
     )
+    for variant in ("unchanged", "unchanged, settled"):
+        check(
+            f"{variant} wall vs baseline unchanged (the diff alone)",
+            wall_ratio(get("connector", variant), get("baseline", "unchanged")),
+            1.0,
+        )
     return checks
 
 
