@@ -596,12 +596,18 @@ def test_each_reject_reason(
     assert fixed_id in emulator.profiles()
 
 
+def _synced_good_customers(emulator: Emulator, warehouse, write_config: ConfigWriter) -> Path:
+    """The two GOOD customers, synced once; returns the config."""
+    warehouse("CREATE TABLE customers (customer_id VARCHAR, tier VARCHAR, city VARCHAR);" + GOOD)
+    config = write_config(emulator=emulator)
+    assert connector.sync(config).sent == 2
+    return config
+
+
 def test_duplicate_ids_reject_every_copy_even_when_already_synced(
     emulator: Emulator, warehouse, write_config: ConfigWriter
 ) -> None:
-    warehouse("CREATE TABLE customers (customer_id VARCHAR, tier VARCHAR, city VARCHAR);" + GOOD)
-    config = write_config(emulator=emulator)
-    connector.sync(config)
+    config = _synced_good_customers(emulator, warehouse, write_config)
     warehouse("INSERT INTO customers VALUES ('good1', 'platinum', 'Oslo')")
     again = connector.sync(config)
     assert again.rejected == {"duplicate_id": 2}
@@ -614,9 +620,7 @@ def test_duplicate_ids_reject_every_copy_even_when_already_synced(
 def test_a_synced_profile_that_turns_bad_is_rejected_not_removed(
     emulator: Emulator, warehouse, write_config: ConfigWriter
 ) -> None:
-    warehouse("CREATE TABLE customers (customer_id VARCHAR, tier VARCHAR, city VARCHAR);" + GOOD)
-    config = write_config(emulator=emulator)
-    connector.sync(config)
+    config = _synced_good_customers(emulator, warehouse, write_config)
     warehouse(f"UPDATE customers SET tier = '{'x' * 300}' WHERE customer_id = 'good1'")
     again = connector.sync(config)
     assert again.rejected == {"value_too_long": 1}
