@@ -1,8 +1,8 @@
 -- Stage and diff in one pass: the source stream probes the snapshot's (id, fp) as it is read,
--- so a row that did not change is kept as (id, fp) alone, and only new and changed rows are
--- URL-encoded and kept with their cells. Staging every text first and diffing afterwards
--- cost 2x at 10M profiles (the texts of unchanged rows went to disk and back). Profiles
--- the snapshot holds and the stream lacks come out of the join as 'removed'.
+-- so a row that did not change is kept as its id alone, and only new and changed rows are
+-- URL-encoded and kept with their fingerprints and cells. Staging every text first and
+-- diffing afterwards cost 2x at 10M profiles (the texts of unchanged rows went to disk and
+-- back). Profiles the snapshot holds and the stream lacks come out of the join as 'removed'.
 --   kind   new | changed | removed, or NULL: unchanged or rejected (never sent). A rejected
 --          row still counts as present: its profile is not removed.
 --   staged  the staging SELECT of connector/sql/stage.sql over the source stream
