@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import duckdb
 import pyarrow.csv as pacsv
 
 from .generate import ATTRIBUTES, ID_COLUMN
+from .stopwatch import Stopwatch
 
 READ_CHUNK_ROWS = 100_000
 FILE_ROWS = 500_000
@@ -105,13 +105,7 @@ def swap(con: duckdb.DuckDBPyConnection) -> None:
 
 def run(data: Path, state: Path, out_dir: Path, memory_limit: str | None) -> dict[str, object]:
     """One baseline sync of ``data`` against the snapshot in ``state`` (if any)."""
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(step: str) -> None:
-        nonlocal clock
-        seconds[step] = round(time.perf_counter() - clock, 3)
-        clock = time.perf_counter()
+    watch = Stopwatch()
 
     con = duckdb.connect(str(state))
     con.execute("SET preserve_insertion_order = false")
@@ -122,15 +116,15 @@ def run(data: Path, state: Path, out_dir: Path, memory_limit: str | None) -> dic
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'snapshot'"
     ).fetchall()[0][0]
     stage(con, data)
-    lap("read")
+    watch.lap("read")
     counts = diff(con, bool(first_run))
-    lap("diff")
+    watch.lap("diff")
     files, size = write_csv(con, out_dir, bool(first_run))
-    lap("csv")
+    watch.lap("csv")
     swap(con)
     con.close()
-    lap("swap")
-    return {"seconds": seconds, "counts": counts, "files": files, "bytes": size}
+    watch.lap("swap")
+    return {"seconds": watch.seconds, "counts": counts, "files": files, "bytes": size}
 
 
 def main() -> None:

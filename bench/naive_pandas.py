@@ -14,26 +14,20 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pandas as pd
 
 from .generate import ATTRIBUTES, ID_COLUMN
+from .stopwatch import Stopwatch
 
 
 def run(data: Path, snapshot: Path, out_dir: Path) -> dict[str, object]:
     """One naive sync of ``data`` against ``snapshot`` (if it exists)."""
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(step: str) -> None:
-        nonlocal clock
-        seconds[step] = round(time.perf_counter() - clock, 3)
-        clock = time.perf_counter()
+    watch = Stopwatch()
 
     current = pd.read_parquet(data)
-    lap("read")
+    watch.lap("read")
     counts = {"new": len(current), "changed": 0, "removed": 0}
     if snapshot.exists():
         previous = pd.read_parquet(snapshot)
@@ -55,13 +49,13 @@ def run(data: Path, snapshot: Path, out_dir: Path) -> dict[str, object]:
         }
     else:
         changes = current
-    lap("diff")
+    watch.lap("diff")
     out_dir.mkdir(parents=True, exist_ok=True)
     changes.to_csv(out_dir / "changes.csv", index=False)
-    lap("csv")
+    watch.lap("csv")
     shutil.copyfile(data, snapshot)
-    lap("swap")
-    return {"seconds": seconds, "counts": counts}
+    watch.lap("swap")
+    return {"seconds": watch.seconds, "counts": counts}
 
 
 def main() -> None:

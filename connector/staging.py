@@ -115,7 +115,7 @@ def value_names(count: int) -> list[str]:
     return [f"v{i}" for i in range(count)]
 
 
-def cells_sql(count: int, prefix: str = "") -> str:
+def cells_sql(count: int, prefix: str) -> str:
     """SQL joining the URL-encoded values into the cells of a batch line (after the id);
     ``prefix`` qualifies the value columns (``s.``)."""
     return " || ',' || ".join(f"url_encode({prefix}{name})" for name in value_names(count))

@@ -109,8 +109,8 @@ class StateStore:
         self.tables = SyncTables.of(sync)
         # Set by stage(): with an empty snapshot, commits only insert (no DELETE to probe).
         self._snapshot_was_empty = False
-        # Set by stage(): how many value columns (v0, v1, ...) the staged rows carry.
-        self.value_count = 0
+        # Set by stage(): (kind, reject, rows) of the staged rows, whence every count.
+        self._tally: list[tuple[str | None, str | None, int]] = []
 
     @classmethod
     def open(cls, settings: StateConfig, sync: str, read_only: bool = False) -> StateStore:
@@ -221,7 +221,6 @@ class StateStore:
         """
         import pyarrow as pa
 
-        self.value_count = value_count
         self._snapshot_was_empty = self._scalar(f"SELECT count(*) FROM {self.tables.snapshot}") == 0
         script = "stage_first.sql" if self._snapshot_was_empty else "stage_diff.sql"
         sql = self.tables.render(_sql(script), staged=staged, cells=cells_sql(value_count, "s."))
@@ -255,33 +254,31 @@ class StateStore:
             f"CREATE OR REPLACE VIEW {self.tables.changes} AS "
             f"SELECT id, fp, kind, cells FROM {self.tables.stage} WHERE kind IS NOT NULL"
         )
-        total = self._scalar(
-            f"SELECT count(*) FROM {self.tables.stage} WHERE kind IS DISTINCT FROM 'removed'"
-        )
-        rejected = dict(
-            self.con.execute(
-                f"SELECT reject, count(*) FROM {self.tables.stage} "
-                "WHERE reject IS NOT NULL GROUP BY reject ORDER BY reject"
+        self._tally = [
+            (kind, reject, int(rows))
+            for kind, reject, rows in self.con.execute(
+                f"SELECT kind, reject, count(*) FROM {self.tables.stage} GROUP BY ALL"
             ).fetchall()
-        )
-        return StageCounts(rows=total, rejected={k: int(v) for k, v in rejected.items()})
+        ]
+        read = sum(rows for kind, _, rows in self._tally if kind != "removed")
+        reasons = sorted({reject for _, reject, _ in self._tally if reject is not None})
+        rejected = {r: sum(n for _, reject, n in self._tally if reject == r) for r in reasons}
+        return StageCounts(rows=read, rejected=rejected)
 
     def diff(self) -> DiffCounts:
         """How the staged rows compare with the snapshot (the diff itself ran while staging)."""
-        kinds = dict(
-            self.con.execute(
-                f"SELECT kind, count(*) FROM {self.tables.changes} GROUP BY kind"
-            ).fetchall()
+
+        def count(kind: str) -> int:
+            return sum(rows for k, reject, rows in self._tally if k == kind and reject is None)
+
+        valid = sum(
+            rows for kind, reject, rows in self._tally if reject is None and kind != "removed"
         )
-        valid = self._scalar(
-            f"SELECT count(*) FROM {self.tables.stage} "
-            "WHERE reject IS NULL AND kind IS DISTINCT FROM 'removed'"
-        )
-        new, changed = int(kinds.get("new", 0)), int(kinds.get("changed", 0))
+        new, changed = count("new"), count("changed")
         return DiffCounts(
             new=new,
             changed=changed,
-            removed=int(kinds.get("removed", 0)),
+            removed=count("removed"),
             unchanged=valid - new - changed,
             first_run=self._snapshot_was_empty,
         )
