@@ -202,6 +202,8 @@ class Emulator:
         faults: fault switches; a fresh :class:`Faults` (all off) by default.
         max_upload_records: keep only the last N :class:`UploadRecord` (None keeps all);
             long-running servers set it so memory stays bounded.
+        other_clients: more client codes this server also answers for, each with profiles
+            and batch statuses of its own (a second Target account, for destination changes).
     """
 
     def __init__(
@@ -212,18 +214,24 @@ class Emulator:
         faults: Faults | None = None,
         *,
         max_upload_records: int | None = None,
+        other_clients: tuple[str, ...] = (),
     ) -> None:
-        if not _CLIENT_CODE.fullmatch(client_code):
-            raise ValueError(f"invalid client code {client_code!r}: use letters, digits, - or _")
+        for code in (client_code, *other_clients):
+            if not _CLIENT_CODE.fullmatch(code):
+                raise ValueError(f"invalid client code {code!r}: use letters, digits, - or _")
         self.client_code = client_code
         self.host = host
         self._requested_port = port
         self._lock = threading.RLock()
         self._faults = faults if faults is not None else Faults()
-        self._store = ProfileStore()
+        # Per client code: its profiles, and the statuses of its batches (Target keeps the
+        # last ones of each client).
+        self._stores = {code: ProfileStore() for code in (client_code, *other_clients)}
+        self._client_batches: dict[str, OrderedDict[str, _Batch]] = {
+            code: OrderedDict() for code in self._stores
+        }
         self._uploads: deque[UploadRecord] = deque(maxlen=max_upload_records)
         self._upload_count = 0
-        self._batches: OrderedDict[str, _Batch] = OrderedDict()
         self._seq = 0  # never reset, so batch ids stay unique across reset()
         self._calls = 0
         self._status_polls = 0
@@ -319,19 +327,37 @@ class Emulator:
         with self._lock:
             self._faults = faults
 
-    def profiles(self, id_type: str = "thirdPartyId") -> dict[str, dict[str, str]]:
-        """A copy of every profile of ``id_type``: ``id -> {attribute: value}``."""
+    @property
+    def client_codes(self) -> tuple[str, ...]:
+        """Every client code this server answers for, its own first."""
+        return tuple(self._stores)
+
+    def profiles(
+        self, id_type: str = "thirdPartyId", client: str | None = None
+    ) -> dict[str, dict[str, str]]:
+        """A copy of every profile of ``id_type`` of ``client`` (default: the server's own
+        client code): ``id -> {attribute: value}``."""
         _check_id_type(id_type)
         with self._lock:
-            return self._store.dump(id_type)
+            return self._client_store(client).dump(id_type)
 
     def add_profile(
-        self, profile_id: str, attributes: dict[str, str], id_type: str = "thirdPartyId"
+        self,
+        profile_id: str,
+        attributes: dict[str, str],
+        id_type: str = "thirdPartyId",
+        client: str | None = None,
     ) -> None:
         """Create or update a profile directly (to seed v1 tests); empty values are ignored."""
         _check_id_type(id_type)
         with self._lock:
-            self._store.put(id_type, profile_id, attributes, _now_ms())
+            self._client_store(client).put(id_type, profile_id, attributes, _now_ms())
+
+    def _client_store(self, client: str | None) -> ProfileStore:
+        code = self.client_code if client is None else client
+        if code not in self._stores:
+            raise ValueError(f"this emulator does not serve client code {code!r}")
+        return self._stores[code]
 
     @property
     def uploads(self) -> list[UploadRecord]:
@@ -360,10 +386,12 @@ class Emulator:
     def reset(self) -> None:
         """Forget profiles, uploads, batches and counters, and turn every fault off (in place)."""
         with self._lock:
-            self._store.clear()
+            for store in self._stores.values():
+                store.clear()
+            for batches in self._client_batches.values():
+                batches.clear()
             self._uploads.clear()
             self._upload_count = 0
-            self._batches.clear()
             self._calls = 0
             self._status_polls = 0
             self._call_times.clear()
@@ -377,11 +405,13 @@ class Emulator:
             return {
                 "client_code": self.client_code,
                 "base_url": self.base_url,
-                "profiles": {id_type: self._store.count(id_type) for id_type in ID_TYPES},
+                "profiles": {
+                    id_type: self._stores[self.client_code].count(id_type) for id_type in ID_TYPES
+                },
                 "uploads": self._upload_count,
                 "calls": self._calls,
                 "status_polls": self._status_polls,
-                "batches": len(self._batches),
+                "batches": sum(len(batches) for batches in self._client_batches.values()),
                 "faults": self._faults.to_json(),
                 "uploads_summary": [record.summary() for record in self._uploads],
             }
@@ -452,7 +482,9 @@ class Emulator:
             return "reject"
         return None
 
-    def _handle_upload(self, path: str, api_version: int, headers: Message, body: bytes) -> _Reply:
+    def _handle_upload(
+        self, client: str, path: str, api_version: int, headers: Message, body: bytes
+    ) -> _Reply:
         received_at = time.time()
         base: dict[str, Any] = {
             "path": path,
@@ -529,7 +561,7 @@ class Emulator:
             if not stuck:
                 skip = set(fault_failed)
                 if parsed.has_values:
-                    _, not_found = self._store.apply(
+                    _, not_found = self._stores[client].apply(
                         parsed.id_type,
                         ((pid, v) for pid, v in parsed.updates.items() if pid not in skip),
                         create=api_version == 2,
@@ -538,8 +570,8 @@ class Emulator:
                 # else: a batch holding only empty values is skipped (nothing created).
                 successful = size - len(failed_ids) - not_found
             self._seq += 1
-            batch_id = f"{self.client_code}-{_now_ms()}-{self._seq}"
-            self._batches[batch_id] = _Batch(
+            batch_id = f"{client}-{_now_ms()}-{self._seq}"
+            self._client_batches[client][batch_id] = _Batch(
                 batch_id=batch_id,
                 size=size,
                 successful=successful,
@@ -550,8 +582,7 @@ class Emulator:
             )
             self._enforce_retention()
         status_url = (
-            f"{self.base_url}/m2/{self.client_code}/profile/batchStatus"
-            f"?batchId={quote(batch_id, safe='')}"
+            f"{self.base_url}/m2/{client}/profile/batchStatus?batchId={quote(batch_id, safe='')}"
         )
         message = "Batch submitted for processing"
         reply = _xml_reply(200, True, message, status_url)
@@ -574,10 +605,11 @@ class Emulator:
     def _enforce_retention(self) -> None:
         keep = self._faults.status_retention
         if keep is not None:
-            while len(self._batches) > keep:
-                self._batches.popitem(last=False)
+            for batches in self._client_batches.values():
+                while len(batches) > keep:
+                    batches.popitem(last=False)
 
-    def _handle_status(self, query: dict[str, str], headers: Message) -> _Reply:
+    def _handle_status(self, client: str, query: dict[str, str], headers: Message) -> _Reply:
         with self._lock:
             self._status_polls += 1
         gate = self._gate(headers, as_json=False)
@@ -594,7 +626,7 @@ class Emulator:
         details = query.get("showDetails", "").lower() == "true"
         with self._lock:
             self._enforce_retention()
-            batch = self._batches.get(batch_id)
+            batch = self._client_batches[client].get(batch_id)
             if batch is None:
                 text = (
                     f"<response><batchId>{escape(batch_id)}</batchId><status>unknown</status>"
@@ -636,14 +668,14 @@ class Emulator:
         if not client:
             message = "client parameter is required"
             return _json_reply(400, {"status": 400, "message": message}, message)
-        if client != self.client_code:
+        if client not in self._stores:
             message = f"Unknown client {client}"
             return _json_reply(404, {"status": 404, "message": message}, message)
         with self._lock:
-            data = self._store.to_api_json(id_type, profile_id, self.client_code)
+            data = self._stores[client].to_api_json(id_type, profile_id, client)
         if data is None:
             kind = "third party id" if id_type == "thirdPartyId" else "tnt id"
-            message = f"No profile found for client {self.client_code} with {kind}={profile_id}"
+            message = f"No profile found for client {client} with {kind}={profile_id}"
             return _json_reply(404, {"status": 404, "message": message}, "not found")
         return _json_reply(200, data)
 
@@ -841,15 +873,16 @@ class _Handler(BaseHTTPRequestHandler):
             )
 
         if len(decoded) >= 2 and decoded[0] == "m2":
-            if decoded[1] != emulator.client_code:
+            client = decoded[1]
+            if client not in emulator.client_codes:
                 return not_found
             rest = decoded[2:]
             if rest in (["v2", "profile", "batchUpdate"], ["profile", "batchUpdate"]):
                 return allow("POST") or emulator._handle_upload(
-                    split.path, 2 if rest[0] == "v2" else 1, self.headers, body
+                    client, split.path, 2 if rest[0] == "v2" else 1, self.headers, body
                 )
             if rest == ["profile", "batchStatus"]:
-                return allow("GET") or emulator._handle_status(query, self.headers)
+                return allow("GET") or emulator._handle_status(client, query, self.headers)
             return not_found
         if decoded[:3] == ["rest", "v1", "profiles"]:
             if len(decoded) == 5 and decoded[3] == "thirdPartyId" and decoded[4]:
