@@ -11,6 +11,7 @@ Heavy modules (duckdb, pyarrow, the warehouse drivers) are imported inside the c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from .errors import ConfigError, TargetSyncError
+from .errors import ConfigError, RunInterrupted, TargetSyncError, interrupt_exit_code
 from .logs import add_secrets, configure_logging, log_error, log_event
 from .result import EXIT_FAILED, EXIT_OK, EXIT_USAGE, exit_severity
 
@@ -70,8 +71,8 @@ def guarded(ctx: Context, action: Callable[[], T]) -> T:
         if ctx.debug:
             raise
         _fail(ctx, str(exc), exc.exit_code, error=type(exc).__name__)
-    except KeyboardInterrupt:
-        _fail(ctx, INTERRUPTED, EXIT_INTERRUPTED, error="KeyboardInterrupt")
+    except KeyboardInterrupt as exc:
+        _fail(ctx, INTERRUPTED, interrupt_exit_code(exc), error=type(exc).__name__)
     except Exception as exc:  # the CLI must never dump a traceback without --debug
         if ctx.debug:
             raise
@@ -110,6 +111,7 @@ class _Cli(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         argv = list(sys.argv[1:] if args is None else args)
         json_log = _json_requested(argv)
+        _stop_on_sigterm()
         try:
             code = super().main(argv, prog_name, complete_var, False, **extra)
         except click.ClickException as exc:
@@ -120,17 +122,31 @@ class _Cli(click.Group):
                 exc.show()
             sys.exit(exc.exit_code)
         except click.Abort as exc:
-            interrupted = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
+            cause = exc.__cause__ or exc.__context__
+            interrupted = isinstance(cause, KeyboardInterrupt)
+            code = interrupt_exit_code(cause) if interrupted and cause else EXIT_FAILED
             if json_log:
                 configure_logging(debug=False, log_format="json")
             report_error(
                 json_log,
                 INTERRUPTED if interrupted else "aborted",
-                EXIT_INTERRUPTED if interrupted else EXIT_FAILED,
-                error="KeyboardInterrupt" if interrupted else "Abort",
+                code,
+                error=type(cause).__name__ if interrupted and cause else "Abort",
             )
-            sys.exit(EXIT_INTERRUPTED if interrupted else EXIT_FAILED)
+            sys.exit(code)
         sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _stop_on_sigterm() -> None:
+    """Turn SIGTERM (what cron's timeout, systemd and orchestrators send) into an exception in
+    the main thread, so a run records itself as interrupted instead of vanishing."""
+    import signal
+
+    def stop(signal_number: int, frame: object) -> None:
+        raise RunInterrupted(signal_number)
+
+    with contextlib.suppress(ValueError):  # not the main thread (embedded): leave it be
+        signal.signal(signal.SIGTERM, stop)
 
 
 def _set_logging(click_ctx: click.Context, param: click.Parameter, value: Any) -> None:
@@ -285,6 +301,9 @@ def sync(
         except ConfigError as exc:
             loaded.append((file, exc))
     good = [config for _, config in loaded if not isinstance(config, ConfigError)]
+    clash = _name_clashes(good)
+    if clash:
+        _fail(ctx, clash, EXIT_USAGE, error="ConfigError")
     if len(good) > 1:
         for warning in attribute_conflicts(good):
             log.warning(
@@ -308,6 +327,22 @@ def sync(
         else:
             render_overview(outcomes, worst)
     sys.exit(worst)
+
+
+def _name_clashes(configs: list[SyncConfig]) -> str | None:
+    """Two configs of one run that would share a snapshot: same name, same state file."""
+    seen: dict[tuple[str, str], SyncConfig] = {}
+    for config in configs:
+        key = (config.name, str(Path(config.state.path).resolve()))
+        first = seen.setdefault(key, config)
+        if first is not config and first.config_path != config.config_path:
+            return (
+                f"{first.config_path} and {config.config_path} are both sync '{config.name}' "
+                f"with the state file {config.state.path}: they would share one snapshot and "
+                "undo each other's work; give one of them another name (or another "
+                "state.path). Nothing was run"
+            )
+    return None
 
 
 def _run_one(
@@ -430,8 +465,16 @@ def reset(ctx: Context, config: str, yes: bool) -> None:
     loaded = guarded(ctx, lambda: _load(config))
     if not yes and sys.stdin.isatty():
         click.confirm("Forget the snapshot? The next run resends every profile", abort=True)
-    count = guarded(ctx, lambda: forget(loaded))
-    click.echo(f"snapshot of {count} profile(s) forgotten; the next run sends every profile")
+    report = guarded(ctx, lambda: forget(loaded))
+    if report.damaged_kept_as:
+        click.echo(
+            f"the damaged state file was kept as {report.damaged_kept_as}; a new one is started "
+            "and every sync in it sends all its profiles on its next run"
+        )
+    else:
+        click.echo(
+            f"snapshot of {report.forgotten} profile(s) forgotten; the next run sends every profile"
+        )
 
 
 @main.command(short_help="The local Target emulator, for demos and development.")

@@ -280,6 +280,9 @@ class TargetConfig(_Frozen):
     calls_per_minute: int = Field(40, ge=1, le=50)
     status_deadline_seconds: float = Field(120.0, ge=0)
     status_poll_interval_seconds: float = Field(2.0, ge=0)
+    # Target keeps the status of a client's last 10 batches; other syncs and tools of the
+    # same client share them, so a run keeps well under that unresolved at once.
+    max_batches_in_flight: int = Field(4, ge=1, le=9)
 
     @field_validator("base_url")
     @classmethod

@@ -14,11 +14,17 @@
         ├── TargetRetriableError    503/429/5xx/network: retried, then raised when retries run out
         └── TargetFatalError        rejected batch, bad token, other HTTP answers: not retried
 
+    KeyboardInterrupt
+    └── RunInterrupted              SIGTERM, raised in the main thread by the CLI's handler (exit
+                                    128 + signal number); SIGINT stays a plain KeyboardInterrupt
+
 Messages say what happened, to which object, and what happens next; they never contain a
 secret. The CLI prints ``str(error)`` on one line and a traceback only with ``--debug``.
 """
 
 from __future__ import annotations
+
+import signal
 
 
 class TargetSyncError(Exception):
@@ -78,3 +84,24 @@ class TargetRetriableError(TargetError):
 
 class TargetFatalError(TargetError):
     """Target refused the call (rejected batch, bad token, unexpected answer); not retried."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The process was asked to stop (SIGTERM): the run records itself as interrupted."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(signal.Signals(signal_number).name)
+        self.signal_number = signal_number
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signal_number
+
+
+def interrupt_exit_code(exc: BaseException) -> int:
+    """The exit code of an interrupted process: 130 for SIGINT (Ctrl-C), 143 for SIGTERM."""
+    return exc.exit_code if isinstance(exc, RunInterrupted) else 128 + signal.SIGINT
+
+
+def interrupt_name(exc: BaseException) -> str:
+    return signal.Signals(exc.signal_number).name if isinstance(exc, RunInterrupted) else "SIGINT"

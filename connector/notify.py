@@ -46,7 +46,9 @@ def reasons_to_notify(settings: NotifyConfig, result: SyncResult) -> list[str]:
     met = {
         "failure": result.outcome == "failed",
         "rejects": result.rejected_total > 0,
-        "failed_rows": result.failed > 0,
+        "failed_rows": result.failed > 0
+        or result.not_found > 0
+        or result.resolved_from_earlier.get("reverted_rows", 0) > 0,
         "always": True,
     }
     return [when for when in settings.on if met[when]]

@@ -1,9 +1,17 @@
-"""The read-mostly operations around a sync: plan, validate, status, reset."""
+"""The read-mostly operations around a sync: plan, validate, status, reset.
+
+None of them breaks a run: ``status`` reads the state file under the shared lock (a run
+starting meanwhile waits for it) and shows a run in progress from its sidecar without
+touching the file; ``plan`` works on a private copy of the state file and never writes the
+real one; ``reset`` is a run of its own (it takes the run lock).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,10 +19,10 @@ from urllib.parse import unquote
 
 from .config import SyncConfig
 from .errors import GuardrailError, StateError
-from .lock import StateLock, current_holder
-from .pipeline import Run, as_config, check_guardrails, new_run_id, prepare
+from .lock import RunLock, describe_holder, shared_read
+from .pipeline import Run, as_config, check_guardrails, comparable_bindings, new_run_id, prepare
 from .result import SyncResult
-from .state import StateStore
+from .state import StateStore, damage_guard, reset_state
 
 SAMPLE_SIZE = 5
 
@@ -35,6 +43,7 @@ class PlanReport:
     full_resend_reason: str | None
     guardrail: str
     on_removed: str
+    retried: int = 0
     samples: list[dict[str, Any]] = field(default_factory=list)
     reject_samples: list[dict[str, Any]] = field(default_factory=list)
     pending_batches: int = 0
@@ -43,53 +52,64 @@ class PlanReport:
         return asdict(self)
 
 
+def _private_copy(config: SyncConfig) -> StateStore:
+    """A scratch store over a copy of the state file, taken under the shared lock."""
+    path = Path(config.state.path)
+    with shared_read(path, config.name) as holder:
+        if holder is not None:
+            raise StateError(
+                f"{config.label}: a run is in progress ({describe_holder(holder)}); plan reads "
+                "the snapshot it leaves behind: run plan again once it has finished"
+            )
+        return StateStore.open(config.state, config.name, "scratch")
+
+
 def plan(config: SyncConfig | str | os.PathLike[str], sample: int = SAMPLE_SIZE) -> PlanReport:
-    """Diff the source against the snapshot and report, sending nothing."""
+    """Diff the source against the snapshot and report, sending nothing and writing nothing
+    (it works on a private copy of the state file)."""
     config = as_config(config)
-    with (
-        StateLock(Path(config.state.path), config.name),
-        StateStore.open(config.state, config.name) as store,
-    ):
+    with damage_guard(Path(config.state.path), config.name), _private_copy(config) as store:
         run = Run(config, store, SyncResult(config.name, new_run_id(), dry_run=True), None)
+        prepare(run, strict=False, force=True, record=False)
+        result = run.result
         try:
-            prepare(run, strict=False, force=True, record=False)
-            result = run.result
-            try:
-                # plan changes nothing: the snapshot still holds what the run would start from.
-                check_guardrails(run, store.snapshot_size())
-                verdict = "pass"
-            except GuardrailError as exc:
-                verdict = f"would stop the run: {exc}"
-            names = list(config.attributes)
-            previous = store.previous_mapping()
-            old_attributes = previous[1].get("attributes") if previous else None
-            old_names = list(old_attributes) if isinstance(old_attributes, dict) else names
-            changes: dict[str, int] = {}
-            if old_names == names:
-                nullable = [s.null is None for s in config.attributes.values()]
-                changes, _ = store.attribute_changes(names, nullable)
-            samples = [
-                {
-                    "kind": kind,
-                    "id": profile_id,
-                    "old": _decode(old_names, old) if old is not None else None,
-                    "new": _decode(names, new) if new is not None else None,
-                }
-                for kind, profile_id, old, new in store.sample_changes(sample)
-            ]
-            rejects = [
-                {"id": i, "reason": reason, "detail": detail}
-                for i, reason, detail in store.rejects(sample * 4)
-            ]
-            pending = len(store.pending_batches())
-        finally:
-            store.drop_work_tables()
+            # plan changes nothing: the snapshot still holds what the run would start from.
+            check_guardrails(run, store.snapshot_size())
+            verdict = "pass"
+        except GuardrailError as exc:
+            verdict = f"would stop the run: {exc}"
+        names = list(config.attributes)
+        comparable = comparable_bindings(run)
+        nullable = [s.null is None for s in config.attributes.values()]
+        changes, _ = store.attribute_changes(names, nullable, comparable)
+        bindings = store.bindings()
+
+        def old_names(binding: str | None) -> list[str]:
+            known = bindings.get(binding) if binding is not None else None
+            return list(known.mapping.get("attributes", {})) if known is not None else names
+
+        samples = [
+            {
+                "kind": kind,
+                "id": profile_id,
+                "old": _decode(old_names(binding), old) if old is not None else None,
+                "new": _decode(names, new) if new is not None else None,
+            }
+            for kind, profile_id, old, new, binding in store.sample_changes(sample)
+        ]
+        rejects = [
+            {"id": i, "reason": reason, "detail": detail}
+            for i, reason, detail in store.rejects(sample * 4)
+        ]
+        pending = len(store.pending_batches())
+        store.drop_work_tables()
     on_removed = config.on_removed if isinstance(config.on_removed, str) else "set"
     return PlanReport(
         sync=config.name,
         rows_read=result.rows_read,
         new=result.new,
         changed=result.changed,
+        retried=result.retried,
         removed=result.removed,
         unchanged=result.unchanged,
         rejected=result.rejected,
@@ -108,43 +128,59 @@ def _decode(names: list[str], cells: str) -> dict[str, str]:
     return {name: unquote(value) for name, value in zip(names, cells.split(","), strict=False)}
 
 
+@contextmanager
+def reading_state(config: SyncConfig) -> Iterator[StateStore | None]:
+    """The state file opened read-only under the shared lock (a run starting meanwhile
+    waits); None when a run holds it (or no run ever created it): do not read it then."""
+    path = Path(config.state.path)
+    with shared_read(path, config.name) as holder:
+        if holder is not None or not path.exists():
+            yield None
+            return
+        with StateStore.open(config.state, config.name, "read") as store:
+            yield store
+
+
 def status(config: SyncConfig | str | os.PathLike[str], runs: int = 10) -> dict[str, Any]:
-    """The last runs, pending batches, and the failed and rejected rows of the last run."""
+    """The last runs, pending batches, the failed and rejected rows of the last run, and the
+    run in progress (with its counts so far) if there is one."""
     config = as_config(config)
     path = Path(config.state.path)
-    if not path.exists():
-        return {
-            "sync": config.name,
-            "state_path": str(path),
-            "snapshot_profiles": 0,
-            "runs": [],
-            "pending_batches": [],
-            "failed_rows": [],
-            "rejects": [],
-        }
-    try:
-        store = StateStore.open(config.state, config.name, read_only=True)
-    except StateError:
-        # DuckDB lets one process open a file for writing; a running sync holds it.
-        holder = current_holder(path)
-        if holder is None:
-            raise
-        raise StateError(
-            f"{config.label}: a run is in progress ({holder}) and holds {path}; "
-            "run status again when it has finished"
-        ) from None
-    with store:
-        history = store.runs(runs)
-        last = history[0]["run_id"] if history else None
-        report: dict[str, Any] = {
-            "sync": config.name,
-            "state_path": str(path),
-            "snapshot_profiles": store.snapshot_size(),
-            "runs": [_jsonable(run) for run in history],
-            "pending_batches": [_jsonable(b) for b in store.batches(state="pending")],
-            "failed_rows": [_jsonable(r) for r in store.failed_rows(last, 100)] if last else [],
-            "rejects": [_jsonable(r) for r in store.stored_rejects(last, 100)] if last else [],
-        }
+    report: dict[str, Any] = {
+        "sync": config.name,
+        "state_path": str(path),
+        "running": None,
+        "snapshot_profiles": 0,
+        "runs": [],
+        "pending_batches": [],
+        "failed_rows": [],
+        "rejects": [],
+    }
+    with shared_read(path, config.name) as holder:
+        if holder is not None:
+            # The running process owns the file; its sidecar says how far it got.
+            report["running"] = {**holder, "holder": describe_holder(holder)}
+            return report
+        if not path.exists():
+            return report
+        with (
+            damage_guard(path, config.name),
+            StateStore.open(config.state, config.name, "read") as store,
+        ):
+            history = [_jsonable(run) for run in store.runs(runs)]
+            for run in history:
+                if run["outcome"] == "running":  # nobody holds the lock: that run died
+                    summary = json.dumps(run["summary"]) if run["summary"] else None
+                    dead = store.interrupted_summary(run["run_id"], summary)
+                    run.update(outcome="interrupted", summary=dead, message=dead["message"])
+            last = history[0]["run_id"] if history else None
+            report.update(
+                snapshot_profiles=store.snapshot_size(),
+                runs=history,
+                pending_batches=[_jsonable(b) for b in store.batches(state="pending")],
+                failed_rows=[_jsonable(r) for r in store.failed_rows(last, 100)] if last else [],
+                rejects=[_jsonable(r) for r in store.stored_rejects(last, 100)] if last else [],
+            )
     return report
 
 
@@ -159,14 +195,32 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def reset(config: SyncConfig | str | os.PathLike[str]) -> int:
-    """Forget the snapshot of a sync; returns how many profiles it held."""
+@dataclass(frozen=True)
+class ResetReport:
+    """What ``reset`` did."""
+
+    forgotten: int
+    damaged_kept_as: str | None
+
+
+def reset(config: SyncConfig | str | os.PathLike[str]) -> ResetReport:
+    """Forget the snapshot of a sync so that the next run sends every profile.
+
+    The state file is rewritten so that no forgotten value lingers in it; a damaged state
+    file is kept aside (the report says where) and a new one started.
+    """
     config = as_config(config)
-    with (
-        StateLock(Path(config.state.path), config.name),
-        StateStore.open(config.state, config.name) as store,
-    ):
-        return store.reset()
+    with RunLock(Path(config.state.path), config.name, "reset"):
+        forgotten, kept = reset_state(config.state, config.name)
+    return ResetReport(forgotten, str(kept) if kept else None)
+
+
+def invariant_violations(config: SyncConfig | str | os.PathLike[str]) -> list[str]:
+    """What is wrong with a sync's snapshot (empty when it tells the truth); see
+    :meth:`StateStore.invariant_violations`. Reads under the shared lock."""
+    config = as_config(config)
+    with reading_state(config) as store:
+        return [] if store is None else store.invariant_violations()
 
 
 def validate(config: SyncConfig | str | os.PathLike[str]) -> dict[str, Any]:

@@ -3,12 +3,13 @@
 ::
 
     lock → open state → resolve earlier pending batches → stream source into staging →
-    rejects / guardrails → diff → cut batches → upload → commit per accepted batch →
-    poll batch status → revert failed rows → history
+    rejects / guardrails → diff → cut batches → upload (never more batches unresolved than
+    Target remembers) → commit per accepted batch → poll batch status → revert failed rows →
+    history
 
 Delivery is at least once: the snapshot advances for a batch only after Target accepted it,
-and rows Target later reports failed (or whose batch ends stuck or unknown) are reverted so
-the next run sends them again. A run killed at any point loses nothing.
+and rows Target later reports failed or not found (or whose batch ends stuck or unknown) are
+reverted so the next run sends them again. A run killed at any point loses nothing.
 """
 
 from __future__ import annotations
@@ -21,23 +22,27 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .batches import Batch, cut_batches, header_line
+from .binding import binding_signature, describe_change, destination
 from .config import RemovedSet, SyncConfig, load_config
 from .errors import (
     GuardrailError,
+    StateError,
     StrictRejectError,
     TargetError,
     TargetFatalError,
     TargetRetriableError,
     TargetSyncError,
+    interrupt_exit_code,
+    interrupt_name,
 )
-from .lock import StateLock
+from .lock import RunLock
 from .result import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, Event, Listener, SyncResult
 from .serialize import mapping_description, mapping_signature
 from .staging import exit_cells, staging_input, staging_sql
-from .state import FINGERPRINT_SCHEME, PendingBatch, StateStore
+from .state import PendingBatch, StateStore, damage_guard
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -70,11 +75,17 @@ class Run:
         store: StateStore,
         result: SyncResult,
         listener: Listener | None,
+        lock: RunLock | None = None,
+        previous_config: str | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.result = result
         self.listener = listener
+        self.lock = lock
+        # The config file that last ran this sync (to tell a name clash from a real drop).
+        self.previous_config = previous_config
+        self.binding = binding_signature(config)
         self._clock = time.monotonic()
 
     def emit(self, name: str, **fields: object) -> None:
@@ -82,16 +93,56 @@ class Run:
         if self.listener is not None:
             self.listener(Event(name, self.config.name, dict(fields)))
 
+    def progress(self) -> None:
+        """Publish the counts so far (``status`` shows them while the run goes on)."""
+        if self.lock is not None:
+            r = self.result
+            self.lock.progress(
+                run_id=r.run_id,
+                rows_read=r.rows_read,
+                new=r.new,
+                changed=r.changed,
+                removed=r.removed,
+                batches=r.batches,
+                sent=r.sent,
+                removed_sent=r.removed_sent,
+                failed=r.failed,
+            )
+
     def stage_done(self, stage: str, **fields: object) -> None:
         elapsed = time.monotonic() - self._clock
         self._clock = time.monotonic()
         self.result.stage_seconds[stage] = round(elapsed, 3)
+        self.progress()
         self.emit("stage_done", stage=stage, seconds=round(elapsed, 3), **fields)
+
+
+def _open_store(config: SyncConfig, dry_run: bool) -> StateStore:
+    """The state store for a run: the file itself, read-only for a dry run (which never
+    writes a byte), or a scratch copy when a dry run must see it upgraded first."""
+    if not dry_run:
+        return StateStore.open(config.state, config.name, "write")
+    if not Path(config.state.path).exists():
+        return StateStore.open(config.state, config.name, "scratch")
+    store = StateStore.open(config.state, config.name, "read")
+    if not _needs_rewrite(store, config):
+        return store
+    store.close()
+    return StateStore.open(config.state, config.name, "scratch")
+
+
+def _needs_rewrite(store: StateStore, config: SyncConfig) -> bool:
+    """Whether reading the snapshot needs changes a read-only store cannot make first."""
+    if store.outdated:
+        return True
+    legacy = any(b.destination is None for b in store.bindings().values())
+    return legacy or store.needs_refresh()
 
 
 @contextmanager
 def open_run(config: SyncConfig, dry_run: bool, listener: Listener | None) -> Iterator[Run]:
-    """Lock the state file, open it, and record the run in the history.
+    """Lock the state file, open it, and record the run in the history (dry runs are not
+    recorded: they change nothing).
 
     Last of all, a configured ``notify`` webhook hears about the outcome (a run that could
     not take the lock or open the state file included); it never changes that outcome.
@@ -103,14 +154,23 @@ def open_run(config: SyncConfig, dry_run: bool, listener: Listener | None) -> It
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     started = time.monotonic()
-    interrupted = False
+    watched = False  # Ctrl-C: someone is watching, no alert for a run they stopped
+    state_path = Path(config.state.path)
     try:
         with ExitStack() as stack:
-            stack.enter_context(StateLock(Path(config.state.path), config.name))
-            store = stack.enter_context(StateStore.open(config.state, config.name))
-            store.close_interrupted_runs()  # killed earlier runs; we hold the lock now
-            store.start_run(result.run_id, dry_run)
-            run = Run(config, store, result, listener)
+            stack.enter_context(damage_guard(state_path, config.name))
+            lock = None
+            if not dry_run or state_path.exists():
+                purpose = "dry run" if dry_run else "sync"
+                lock = stack.enter_context(RunLock(state_path, config.name, purpose))
+            store = stack.enter_context(_open_store(config, dry_run))
+            previous_config = None
+            if store.writable and not dry_run:
+                store.close_interrupted_runs()  # killed earlier runs; we hold the lock now
+                _, previous_config = store.sync_record()
+                store.record_sync(str(config.config_path) if config.config_path else None)
+                store.start_run(result.run_id, dry_run)
+            run = Run(config, store, result, listener, lock, previous_config)
             run.emit("run_start", run_id=result.run_id, dry_run=dry_run)
             try:
                 yield run
@@ -118,32 +178,64 @@ def open_run(config: SyncConfig, dry_run: bool, listener: Listener | None) -> It
                 result.outcome, result.exit_code = "failed", exc.exit_code
                 result.message = str(exc)
                 raise
+            except KeyboardInterrupt as exc:
+                watched = interrupt_name(exc) == "SIGINT"
+                result.outcome, result.exit_code = "interrupted", interrupt_exit_code(exc)
+                result.message = _interrupted_message(run, interrupt_name(exc))
+                raise
             except BaseException as exc:
                 result.outcome, result.exit_code = "failed", EXIT_FAILED
                 result.message = f"{type(exc).__name__}: {exc}"
                 raise
             finally:
                 result.duration_seconds = round(time.monotonic() - started, 3)
-                store.drop_work_tables()
-                store.finish_run(
+                _close_run(run, unwinding=result.outcome in ("failed", "interrupted"))
+    except TargetSyncError as exc:
+        if result.outcome == "running":  # the lock or the state file failed first
+            result.outcome, result.exit_code, result.message = "failed", exc.exit_code, str(exc)
+        raise
+    finally:
+        if config.notify is not None and result.outcome != "running" and not watched:
+            _notify(config, result, listener)
+
+
+def _close_run(run: Run, unwinding: bool) -> None:
+    """Record how the run ended. While an error unwinds, a failing step here (the state file
+    may be what broke) is logged and skipped: it must never replace the error."""
+    store, result = run.store, run.result
+    steps: list[tuple[str, Any]] = [("drop the work tables", store.drop_work_tables)]
+    if store.writable and not result.dry_run:
+        steps += [
+            (
+                "record the run",
+                lambda: store.finish_run(
                     result.run_id,
                     result.outcome,
                     result.exit_code,
                     result.to_dict(),
                     result.message,
-                )
-                store.prune_history(config.state.keep_runs)
-                run.emit("run_end", **result.to_dict())
-    except TargetSyncError as exc:
-        if result.outcome == "running":  # the lock or the state file failed first
-            result.outcome, result.exit_code, result.message = "failed", exc.exit_code, str(exc)
-        raise
-    except KeyboardInterrupt:
-        interrupted = True  # someone is watching: no alert for a run they stopped
-        raise
-    finally:
-        if config.notify is not None and result.outcome != "running" and not interrupted:
-            _notify(config, result, listener)
+                ),
+            ),
+            ("prune the history", lambda: store.prune_history(run.config.state.keep_runs)),
+        ]
+    for what, step in steps:
+        try:
+            step()
+        except Exception as exc:
+            if not unwinding:
+                raise
+            log.warning("%s: could not %s after the run failed (%s)", run.config.label, what, exc)
+    run.emit("run_end", **result.to_dict())
+
+
+def _interrupted_message(run: Run, signal_name: str) -> str:
+    result = run.result
+    return (
+        f"{run.config.label}: interrupted ({signal_name}) after Target accepted "
+        f"{result.batches} batch(es) of {result.sent + result.removed_sent} profile(s), which "
+        "stay committed; the next run checks the pending ones and sends everything else; "
+        "rerunning is safe"
+    )
 
 
 def _notify(config: SyncConfig, result: SyncResult, listener: Listener | None) -> None:
@@ -169,11 +261,12 @@ def sync(
 ) -> SyncResult:
     """Run one sync: send the new and changed profiles to Target.
 
-    With ``dry_run`` nothing is sent and the snapshot stays as it is; the batch files that
+    With ``dry_run`` nothing is sent and the state file is not written; the batch files that
     would be POSTed are written to ``out_dir`` when given. ``strict`` (default: the config's
     ``strict``) fails the run before sending when any row is rejected; ``force`` overrides
-    the guardrails. Raises a :class:`~connector.errors.TargetSyncError` when the run fails;
-    otherwise returns the result, whose ``exit_code`` is 0 or 3.
+    the guardrails. Raises a :class:`~connector.errors.TargetSyncError` when the run fails
+    (a ``KeyboardInterrupt`` when interrupted); otherwise returns the result, whose
+    ``exit_code`` is 0 or 3.
     """
     config = as_config(config)
     strict = config.strict if strict is None else strict
@@ -201,18 +294,24 @@ def _client(config: SyncConfig, run: Run) -> TargetClient:
 
 
 def prepare(run: Run, *, strict: bool, force: bool, record: bool = True) -> None:
-    """Stream the source into staging, check rejects and guardrails, and diff."""
+    """Bring the snapshot's fingerprints up to date, stream the source into staging, check
+    rejects and guardrails, and diff."""
     from . import sources
 
     config, store, result = run.config, run.store, run.result
-    signature = mapping_signature(config)
-    previous = store.previous_mapping()
-    if previous is None:
-        result.full_resend_reason = "first run" if store.snapshot_size() == 0 else None
-    elif previous[0] != signature:
-        result.full_resend_reason = _mapping_change(previous[1], mapping_description(config))
-    elif store.fingerprint_scheme() != FINGERPRINT_SCHEME:
-        store.refresh_fingerprints(signature, len(config.attributes))
+    if store.writable:
+        store.register_binding(run.binding, mapping_description(config), destination(config))
+        adopted = store.adopt_legacy(mapping_signature(config), run.binding)
+        if adopted:
+            log.info(
+                "%s: %d profiles of a state file from an earlier version bound to %s",
+                config.label,
+                adopted,
+                destination(config)["base_url"],
+            )
+        if store.needs_refresh():
+            store.refresh_fingerprints()
+    result.full_resend_reason = _full_resend_reason(run)
 
     with sources.open_reader(config) as reader:
         sql = staging_sql(config, reader.schema)
@@ -223,7 +322,7 @@ def prepare(run: Run, *, strict: bool, force: bool, record: bool = True) -> None
     result.rejected = counts.rejected
     run.stage_done("read", rows=counts.rows, rejected=counts.rejected)
     if result.rejected:
-        if record:
+        if record and store.writable and not result.dry_run:
             store.record_rejects(result.run_id)
         if strict:
             raise StrictRejectError(
@@ -234,24 +333,63 @@ def prepare(run: Run, *, strict: bool, force: bool, record: bool = True) -> None
 
     previous_size = store.snapshot_size()
     diff = store.diff()
-    result.new, result.changed = diff.new, diff.changed
+    result.new, result.changed, result.retried = diff.new, diff.changed, diff.retried
     result.removed, result.unchanged = diff.removed, diff.unchanged
-    if previous is not None and _same_attributes(previous[1], config):
+    comparable = comparable_bindings(run)
+    if comparable:
         # Cells line up attribute by attribute (even when a rule changed): a cell that held a
         # value and is now empty leaves that value in Target.
         nullable = [spec.null is None for spec in config.attributes.values()]
-        _, result.stale_nulls = store.attribute_changes(list(config.attributes), nullable)
+        _, result.stale_nulls = store.attribute_changes(
+            list(config.attributes), nullable, comparable
+        )
     run.stage_done(
-        "diff", new=diff.new, changed=diff.changed, removed=diff.removed, unchanged=diff.unchanged
+        "diff",
+        new=diff.new,
+        changed=diff.changed,
+        retried=diff.retried,
+        removed=diff.removed,
+        unchanged=diff.unchanged,
     )
+    if record and store.writable and not result.dry_run:
+        store.record_progress(result.run_id, result.to_dict())
     if not force:
         check_guardrails(run, previous_size)
 
 
-def _same_attributes(previous: dict[str, object], config: SyncConfig) -> bool:
-    """Whether the snapshot's cells hold the same attributes, in the same order."""
-    attributes = previous.get("attributes")
-    return isinstance(attributes, dict) and list(attributes) == list(config.attributes)
+def _full_resend_reason(run: Run) -> str | None:
+    """Why profiles are resent whatever their data: the first run, or profiles last sent
+    under another mapping or destination."""
+    store, config = run.store, run.config
+    census = store.binding_census()
+    total = sum(census.values())
+    if store.snapshot_size() == 0:
+        return "first run (the snapshot is empty)"
+    others = {b: n for b, n in census.items() if b != run.binding}
+    if not others:
+        return None
+    bindings = store.bindings()
+    largest = max(others, key=lambda b: others[b])
+    old = bindings.get(largest) if largest is not None else None
+    reason = (
+        describe_change(old.mapping, old.destination, config)
+        if old is not None
+        else "profiles bound to no recorded mapping: every one is resent"
+    )
+    moved = sum(others.values())
+    if moved < total:
+        reason = f"{moved:,} of {total:,} profiles were last sent under another binding: {reason}"
+    return reason
+
+
+def comparable_bindings(run: Run) -> list[str]:
+    """Bindings whose cells hold the current attributes in the current order."""
+    names = list(run.config.attributes)
+    return [
+        signature
+        for signature, binding in run.store.bindings().items()
+        if list(binding.mapping.get("attributes", {})) == names
+    ]
 
 
 def _with_progress(run: Run, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
@@ -281,7 +419,7 @@ def check_guardrails(run: Run, previous_size: int) -> None:
     ``previous_size`` is how many profiles the snapshot held before this run.
     """
     config, result = run.config, run.result
-    valid = result.new + result.changed + result.unchanged
+    valid = result.new + result.changed + result.retried + result.unchanged
     override = "rerun with --force (force=True in Python)"
     if config.min_rows is not None and result.rows_read < config.min_rows:
         raise GuardrailError(
@@ -292,12 +430,23 @@ def check_guardrails(run: Run, previous_size: int) -> None:
         )
     limit = config.max_removed_fraction
     if limit is not None and previous_size > 0 and result.removed / previous_size > limit:
-        raise GuardrailError(
+        share = (
             f"{config.label}: {result.removed:,} of the {previous_size:,} synced profiles "
             f"({result.removed / previous_size:.0%}) left the query result, more than "
             f"max_removed_fraction={limit:g} allows; nothing was sent and the snapshot is "
             f"unchanged ({valid:,} valid profiles remain, {result.rejected_total:,} rows "
-            f"rejected). Check the query's upstream data; if the drop is real, {override}, "
+            "rejected)"
+        )
+        here = str(config.config_path) if config.config_path else None
+        if run.previous_config and here and run.previous_config != here:
+            raise GuardrailError(
+                f"{share}. This snapshot was last written by another config, "
+                f"{run.previous_config}: two configs with the name '{config.name}' share the "
+                f"state file {config.state.path}, and each would undo the other. Give one of "
+                "them another name (or another state.path)"
+            )
+        raise GuardrailError(
+            f"{share}. Check the query's upstream data; if the drop is real, {override}, "
             f"or raise max_removed_fraction in {_config_file(config)}"
         )
 
@@ -309,11 +458,9 @@ def _config_file(config: SyncConfig) -> str:
 def deliver(run: Run, client: TargetClient | None, out_dir: Path | None) -> None:
     """Cut and send (or write) the batches, committing each accepted one."""
     config, store, result = run.config, run.store, run.result
-    if not result.dry_run:
-        store.save_mapping(mapping_signature(config), mapping_description(config))
     target = config.target
     removals_sent = result.removed if isinstance(config.on_removed, RemovedSet) else 0
-    run.emit("upload_start", rows=result.new + result.changed + removals_sent)
+    run.emit("upload_start", rows=result.new + result.changed + result.retried + removals_sent)
     header = header_line(config.identity.type, list(config.attributes))
     uploads = cut_batches(
         iter(store.upsert_stream(READ_CHUNK_ROWS)),
@@ -337,11 +484,17 @@ def deliver(run: Run, client: TargetClient | None, out_dir: Path | None) -> None
             _send_all(run, client, out_dir, removals, seq)
         elif not result.dry_run:
             store.forget_removed()
+    if result.full_resend_reason is not None and not result.dry_run:
+        store.prune_bindings(run.binding)
     run.stage_done("upload", batches=result.batches, bytes=result.bytes_sent)
-    if client is not None and result.batch_ids:
-        run.emit("status_start", batches=len(result.batch_ids))
+    if client is not None and _own_pending(run):
+        run.emit("status_start", batches=len(_own_pending(run)))
         poll_statuses(run, client, result.run_id)
         run.stage_done("status", failed=result.failed, pending=result.pending_batches)
+
+
+def _own_pending(run: Run) -> list[PendingBatch]:
+    return [b for b in run.store.pending_batches() if b.run_id == run.result.run_id]
 
 
 def _send_all(
@@ -353,11 +506,12 @@ def _send_all(
 ) -> int:
     try:
         for batch in batches:
+            _check_unique(run, batch)
             if client is None:
                 _write_batch(run, batch, out_dir)
             else:
+                make_room(run, client, batch.seq)
                 _upload(run, client, batch)
-                _early_statuses(run, client, batch.seq)
             seq = batch.seq + 1
     finally:
         # Let go of the state-file cursor the stream reads, also when a batch failed: the
@@ -366,6 +520,19 @@ def _send_all(
         if close is not None:
             close()
     return seq
+
+
+def _check_unique(run: Run, batch: Batch) -> None:
+    """Never send one id twice in a batch: the snapshot keeps each id once, and Target does
+    not say which of two rows it keeps (a cheap guard for what staging already ensures)."""
+    import pyarrow.compute as pc
+
+    ids = batch.rows.column("id")
+    if pc.count_distinct(ids).as_py() != batch.num_rows:
+        raise StateError(
+            f"internal error: batch {batch.seq} of {run.config.label} would carry an id more "
+            "than once; nothing of it was sent. Please report this"
+        )
 
 
 def _write_batch(run: Run, batch: Batch, out_dir: Path | None) -> None:
@@ -377,9 +544,15 @@ def _write_batch(run: Run, batch: Batch, out_dir: Path | None) -> None:
     else:
         result.removed_sent += batch.num_rows
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"{run.config.name}-{batch.seq:04d}.txt"
-        path.write_bytes(batch.body)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(batch.body)
+        except OSError as exc:
+            raise StateError(
+                f"{run.config.label}: cannot write batch file {path} ({exc.strerror or exc}); "
+                "nothing was sent and the snapshot is unchanged"
+            ) from None
         result.batch_files.append(str(path))
     run.emit("batch_written", seq=batch.seq, kind=batch.kind, rows=batch.num_rows, bytes=batch.size)
 
@@ -416,7 +589,7 @@ def _upload(run: Run, client: TargetClient, batch: Batch) -> None:
         batch.size,
     )
     if batch.kind == "upsert":
-        store.commit_upserts(batch.rows, receipt.batch_id)
+        store.commit_upserts(batch.rows, receipt.batch_id, run.binding)
         result.sent += batch.num_rows
     else:
         store.commit_removed(batch.rows, receipt.batch_id)
@@ -424,6 +597,7 @@ def _upload(run: Run, client: TargetClient, batch: Batch) -> None:
     result.batches += 1
     result.bytes_sent += batch.size
     result.batch_ids.append(receipt.batch_id)
+    run.progress()
     run.emit(
         "batch_uploaded",
         seq=batch.seq,
@@ -438,30 +612,47 @@ def _upload(run: Run, client: TargetClient, batch: Batch) -> None:
     )
 
 
-# Target keeps the status of a client's last 10 batches only [old doc]: a run reads each of
-# its batches' status this many uploads after it went out, not only at its end. Batches
-# still incomplete then are read again at the end.
-EARLY_STATUS_AFTER = (3, 8)
+def make_room(run: Run, client: TargetClient, seq: int) -> None:
+    """Wait until fewer than ``target.max_batches_in_flight`` batches are unresolved.
 
-
-def _early_statuses(run: Run, client: TargetClient, seq: int) -> None:
-    """Read the status of this run's batches that are due (see EARLY_STATUS_AFTER)."""
-    due = [
-        b
-        for b in run.store.pending_batches()
-        if b.run_id == run.result.run_id and seq - b.seq in EARLY_STATUS_AFTER
-    ]
-    for batch in due:
-        status = _read_status(run, client, batch)
+    Target keeps the status of a client's last 10 batches only [old doc]: a batch uploaded
+    while more than that are unresolved may push an earlier one's status out, and a batch
+    whose status is lost is resent whole. So before each upload the oldest unresolved
+    batches are polled until there is room; if Target does not finish them within
+    ``target.status_deadline_seconds``, the run stops uploading (the next run goes on).
+    """
+    limit = run.config.target.max_batches_in_flight
+    waited_since = time.monotonic()
+    announced = False
+    while True:
+        pending = run.store.pending_batches()
+        if len(pending) < limit:
+            return
+        if not announced:
+            run.emit("backpressure", in_flight=len(pending), limit=limit)
+            announced = True
+        oldest = pending[0]
+        status = _read_status(run, client, oldest)
         if status.state != "incomplete":
-            _settle(run, batch, status, _new_counts(), own_run=True)
+            _settle(run, oldest, status, _new_counts())
+            continue
+        deadline = run.config.target.status_deadline_seconds
+        if time.monotonic() - waited_since >= deadline:
+            raise TargetRetriableError(
+                f"Target has not finished {len(pending)} batch(es) of {run.config.label} within "
+                f"target.status_deadline_seconds={deadline:g}; batch {seq} and the rest were not "
+                "sent, so that Target keeps the status of every batch it was given (it keeps a "
+                "client's last 10). The accepted batches stay committed and pending: the next "
+                "run checks them first and sends the rest; rerunning is safe"
+            )
+        time.sleep(run.config.target.status_poll_interval_seconds)
 
 
 def resolve_pending(run: Run, client: TargetClient) -> None:
     """Settle batches an earlier run uploaded but could not confirm.
 
-    This runs before the diff, so the rows it reverts are sent again by this very run; they
-    count in ``resolved_from_earlier``, not in this run's ``failed``.
+    This runs before the diff, so the rows it reverts are sent again by this very run (as
+    ``retried``); they count in ``resolved_from_earlier``, not in this run's ``failed``.
     """
     pending = run.store.pending_batches()
     if not pending:
@@ -475,9 +666,9 @@ def resolve_pending(run: Run, client: TargetClient) -> None:
 def poll_statuses(run: Run, client: TargetClient, run_id: str | None) -> dict[str, int]:
     """Poll pending batches (of ``run_id``, or all) until resolved or the deadline passes.
 
-    Failed rows are reverted; a stuck batch, or one whose status cannot be read, is
-    reverted whole. Batches still incomplete at the deadline stay pending for the next run.
-    Raises TargetFatalError when Target refuses the token (the batches stay pending).
+    What each status does to the snapshot is :func:`_settle`'s. Batches still incomplete at
+    the deadline stay pending for the next run. Raises TargetFatalError when Target refuses
+    the token (the batches stay pending).
     """
     config, store = run.config, run.store
     deadline = time.monotonic() + config.target.status_deadline_seconds
@@ -492,7 +683,7 @@ def poll_statuses(run: Run, client: TargetClient, run_id: str | None) -> dict[st
             status = _read_status(run, client, batch)
             polls[batch.batch_id] = polls.get(batch.batch_id, 0) + 1
             if status.state != "incomplete":
-                _settle(run, batch, status, counts, own_run=run_id is not None)
+                _settle(run, batch, status, counts)
         left = waiting()
         if not left or time.monotonic() >= deadline:
             for batch in left:
@@ -512,7 +703,7 @@ def poll_statuses(run: Run, client: TargetClient, run_id: str | None) -> dict[st
 
 
 def _new_counts() -> dict[str, int]:
-    return {"complete": 0, "reverted_rows": 0, "still_pending": 0}
+    return {"complete": 0, "reverted_rows": 0, "not_found": 0, "still_pending": 0}
 
 
 def _read_status(run: Run, client: TargetClient, batch: PendingBatch) -> BatchStatus:
@@ -533,27 +724,39 @@ def _read_status(run: Run, client: TargetClient, batch: PendingBatch) -> BatchSt
         ) from None
 
 
-def _settle(
-    run: Run,
-    batch: PendingBatch,
-    status: BatchStatus,
-    counts: dict[str, int],
-    *,
-    own_run: bool,
-) -> None:
-    """Record what became of a batch: revert its failed rows (or all its rows when it is
-    stuck, unknown, or its failed rows cannot all be named), confirm the rest."""
+def _settle(run: Run, batch: PendingBatch, status: BatchStatus, counts: dict[str, int]) -> None:
+    """The one settle policy: what a final batch status does to the snapshot.
+
+    * ``complete``: rows Target lists as failed are reverted, the rest confirmed;
+    * ``complete`` with ``profilesNotFound`` (v1 updates existing profiles only): Target
+      names none of those rows, so every row of the batch is reverted and resent by the next
+      run (a profile that appears later still gets its attributes);
+    * ``complete`` counting more failed rows than it names, ``stuck``, or ``unknown`` (the
+      status is gone or unreadable): every row is reverted. When unsure, resend.
+
+    Reverted rows of this run's batches count as ``failed`` (exit 3); those of an earlier
+    run's batch are resent by this run, before its diff, and count in
+    ``resolved_from_earlier``. Either way they are listed by ``status`` and reported to a
+    ``failed_rows`` webhook.
+    """
     store, result = run.store, run.result
+    own = batch.run_id == result.run_id
     batch_id = batch.batch_id
     listed = sorted({i for i in status.failed_ids if i})
     counted = status.counters.get("failedUpdates", len(listed))
-    if status.state == "complete" and counted <= len(listed):
+    not_found = status.counters.get("profilesNotFound", 0) if status.state == "complete" else 0
+    if status.state == "complete" and counted <= len(listed) and not not_found:
         reverted = store.revert(batch_id, result.run_id, "failed in batch status", listed)
         store.confirm(batch_id)
         state = "complete"
         detail = f"{reverted} failed row(s) reverted" if reverted else "complete"
     else:
-        if status.state == "complete":
+        if not_found:
+            reason = (
+                f"{not_found} profile(s) not found in Target (API v1 updates existing profiles "
+                "only and does not say which); the whole batch is resent"
+            )
+        elif status.state == "complete":
             reason = (
                 f"batch complete, but its status counts {counted} failed update(s) and names "
                 f"only {len(listed)}"
@@ -566,14 +769,18 @@ def _settle(
     if status.state == "complete":
         counts["complete"] += 1
     counts["reverted_rows"] += reverted
-    if own_run:
-        result.failed += reverted
+    counts["not_found"] += not_found
+    if own:
+        result.not_found += not_found
+        result.failed += reverted if not not_found else 0
+    run.progress()
     run.emit(
         "batch_status",
         batch_id=batch_id,
         kind=batch.kind,
         state=status.state,
         failed=len(status.failed_ids),
+        not_found=not_found,
         reverted=reverted,
         counters=status.counters,
     )
@@ -582,7 +789,7 @@ def _settle(
 def finish(run: Run) -> None:
     """Decide the outcome, exit code and closing message."""
     config, result = run.config, run.result
-    problems = result.rejected_total + result.failed
+    problems = result.rejected_total + result.failed + result.not_found
     if result.dry_run:
         result.outcome = "dry_run"
     elif result.batches == 0 and not problems:
@@ -594,6 +801,8 @@ def finish(run: Run) -> None:
         f"{config.label}: {result.rows_read} rows read; {result.new} new, {result.changed} "
         f"changed, {result.removed} removed, {result.unchanged} unchanged"
     ]
+    if result.retried:
+        parts[0] += f", {result.retried} retried (not confirmed by Target before)"
     verb = "would send" if result.dry_run else "sent"
     parts.append(
         f"{verb} {result.sent + result.removed_sent} profile(s) in {result.batches} batch(es)"
@@ -605,6 +814,16 @@ def finish(run: Run) -> None:
         )
     if result.failed:
         parts.append(f"{result.failed} failed in Target; the next run resends them")
+    if result.not_found:
+        parts.append(
+            f"{result.not_found} not found in Target (API v1 updates existing profiles only); "
+            "the next run resends their batches, so a profile created later gets its values"
+        )
+    earlier = result.resolved_from_earlier.get("reverted_rows", 0)
+    if earlier:
+        parts.append(
+            f"{earlier} row(s) of earlier batches were not applied by Target and were resent"
+        )
     if result.pending_batches:
         parts.append(
             f"{result.pending_batches} batch(es) still processing; the next run checks them first"
@@ -620,57 +839,3 @@ def finish(run: Run) -> None:
 
 def _reasons(counts: dict[str, int]) -> str:
     return ", ".join(f"{reason}: {n}" for reason, n in sorted(counts.items()))
-
-
-def _mapping_change(old: dict[str, object], new: dict[str, object]) -> str:
-    """Why a changed mapping resends every profile, in words (for plan and the summary)."""
-    old_attrs = old.get("attributes", {})
-    new_attrs = new.get("attributes", {})
-    assert isinstance(old_attrs, dict) and isinstance(new_attrs, dict)
-    notes = []
-    added = [n for n in new_attrs if n not in old_attrs]
-    dropped = [n for n in old_attrs if n not in new_attrs]
-    # An attribute that left and one that came with the very same rule: a rename.
-    renamed = []
-    for name in list(dropped):
-        twin = next((n for n in added if new_attrs[n] == old_attrs[name]), None)
-        if twin is not None:
-            renamed.append(f"{name} → {twin}")
-            dropped.remove(name)
-            added.remove(twin)
-    if renamed:
-        notes.append("renamed " + ", ".join(renamed))
-    if added:
-        notes.append("added " + ", ".join(added))
-    if dropped:
-        notes.append("removed " + ", ".join(dropped))
-    for name in new_attrs:
-        if name in old_attrs and old_attrs[name] != new_attrs[name]:
-            before, after = old_attrs[name], new_attrs[name]
-            assert isinstance(before, dict) and isinstance(after, dict)
-            changes = [
-                f"{key} {_rule(before.get(key))} → {_rule(after.get(key))}"
-                for key in dict.fromkeys([*before, *after])
-                if before.get(key) != after.get(key)
-            ]
-            notes.append(f"changed {name} ({', '.join(changes)})")
-    if not notes and list(old_attrs) != list(new_attrs):
-        notes.append("reordered attributes")
-    if old.get("identity") != new.get("identity"):
-        notes.append(f"identity type {old.get('identity')} → {new.get('identity')}")
-    if old.get("serialization") != new.get("serialization"):
-        notes.append(
-            f"serialization rules changed with this version ({old.get('serialization')} → "
-            f"{new.get('serialization')})"
-        )
-    gone = renamed or dropped
-    kept = "; Target keeps the values of attributes no longer sent" if gone else ""
-    return (
-        "mapping changed ("
-        + ("; ".join(notes) or "details differ")
-        + f"): every profile is resent with the new attribute set{kept}"
-    )
-
-
-def _rule(value: object) -> str:
-    return "(none)" if value is None else repr(value)

@@ -275,6 +275,7 @@ _HEADLINES = {
     "nothing_to_do": "nothing to send",
     "dry_run": "dry run",
     "failed": "failed",
+    "interrupted": "interrupted",
 }
 
 
@@ -297,7 +298,8 @@ def render_summary(result: SyncResult) -> None:
         (
             "diff",
             f"{_n(result.new)} new, {_n(result.changed)} changed, {_n(result.removed)} removed, "
-            f"{_n(result.unchanged)} unchanged",
+            f"{_n(result.unchanged)} unchanged"
+            + (f", {_n(result.retried)} retried" if result.retried else ""),
         )
     )
     if result.full_resend_reason:
@@ -326,6 +328,14 @@ def render_summary(result: SyncResult) -> None:
         rows.append(("wrote", shown + more))
     if not result.dry_run:
         rows.append(("failed", f"{_count(result.failed, 'row')} failed in Target"))
+    if result.not_found:
+        rows.append(
+            (
+                "not found",
+                f"{_count(result.not_found, 'profile')} not found in Target (API v1); their "
+                "batches are resent by the next run",
+            )
+        )
     if result.pending_batches:
         rows.append(("pending", f"{_count(result.pending_batches, 'batch')} still processing"))
     if result.stale_nulls:
@@ -335,7 +345,7 @@ def render_summary(result: SyncResult) -> None:
         rows.append(
             ("stages", ", ".join(f"{k} {_seconds(v)}" for k, v in result.stage_seconds.items()))
         )
-    if result.outcome == "failed" and result.message:
+    if result.outcome in ("failed", "interrupted") and result.message:
         rows.append(("error", result.message))
     rows.append(("next", result.next_step))
     width = max(len(label) for label, _ in rows)
@@ -423,6 +433,18 @@ def _cell(value: str | None) -> str:
 
 def render_status(report: dict[str, Any]) -> None:
     click.echo(f"sync '{report['sync']}' (state {report['state_path']})")
+    running = report.get("running")
+    if running is not None:
+        progress = running.get("progress") or {}
+        counts = ", ".join(
+            f"{key.replace('_', ' ')} {_n(value)}"
+            for key, value in progress.items()
+            if isinstance(value, int)
+        )
+        click.echo(f"  running now: {running.get('holder')}")
+        click.echo(f"    so far: {counts or 'starting'}")
+        click.echo("  the run history can be read once it has finished")
+        return
     if not report["runs"]:
         click.echo("  no runs yet")
         return

@@ -34,13 +34,14 @@ class Event:
                           upload: batches, bytes; status: failed, pending;
                           resolve_pending: complete, reverted_rows, still_pending)
         pending_found    batches                   (an earlier run left batches unconfirmed)
+        backpressure     in_flight, limit          (waiting for Target before the next upload)
         upload_start     rows                      (profiles about to be sent or written)
         batch_uploaded   seq, kind, batch_id, rows, bytes, http_status, attempts, retries,
                          elapsed
         batch_written    seq, kind, rows, bytes    (dry run)
         retry            attempt, reason, wait_seconds
         status_start     batches
-        batch_status     batch_id, kind, state, failed, counters
+        batch_status     batch_id, kind, state, failed, not_found, reverted, counters
         run_end          everything in SyncResult.to_dict()
         notify_sent      http_status, reasons
         notify_failed    error, reasons
@@ -64,7 +65,8 @@ class SyncResult:
     sync: str
     run_id: str
     dry_run: bool
-    outcome: str = "running"  # delivered | partial | failed | nothing_to_do | dry_run
+    # delivered | partial | failed | interrupted | nothing_to_do | dry_run
+    outcome: str = "running"
     exit_code: int = EXIT_OK
     message: str = ""
     rows_read: int = 0
@@ -78,6 +80,8 @@ class SyncResult:
     batches: int = 0
     bytes_sent: int = 0
     failed: int = 0
+    not_found: int = 0
+    retried: int = 0
     pending_batches: int = 0
     resolved_from_earlier: dict[str, int] = field(default_factory=dict)
     stale_nulls: dict[str, int] = field(default_factory=dict)
@@ -100,6 +104,11 @@ class SyncResult:
                 "the snapshot holds only what Target accepted; fix the cause above and rerun "
                 "(rerunning is safe)"
             )
+        if self.outcome == "interrupted":
+            return (
+                "the batches Target accepted stay committed; the next run checks the pending "
+                "ones and sends everything else (rerunning is safe)"
+            )
         if self.outcome == "dry_run":
             return "nothing was sent and the snapshot is unchanged; run without --dry-run to send"
         notes = []
@@ -110,6 +119,11 @@ class SyncResult:
             )
         if self.failed:
             notes.append("the next run resends the profiles Target reported failed")
+        if self.not_found:
+            notes.append(
+                "the next run resends the batches whose profiles Target did not find (v1 "
+                "updates existing profiles only and does not say which)"
+            )
         if self.pending_batches:
             notes.append("the next run first checks the batches Target is still processing")
         if self.stale_nulls:

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .binding import binding_signature
 from .serialize import (
     attribute_columns,
     id_text_sql,
     ingest_reader,
     mapped_columns,
-    mapping_signature,
     sql_literal,
     url_encode,
 )
@@ -85,7 +85,7 @@ def staging_sql(config: SyncConfig, schema: pa.Schema) -> str:
     all_clear += [f"strlen(v{i}) <= {MAX_VALUE_CHARS}" for i in range(len(columns))]
     all_clear.append(f"size < {MAX_PROFILE_BYTES}")
     return load_sql("stage.sql").format(
-        signature=sql_literal(mapping_signature(config)),
+        signature=sql_literal(binding_signature(config)),
         max_id=MAX_ID_CHARS,
         max_bytes=MAX_PROFILE_BYTES,
         all_clear=" AND ".join(all_clear),

@@ -550,7 +550,12 @@ def test_a_batch_incomplete_at_the_deadline_stays_pending_and_the_next_run_resol
     patient = write_config(emulator=emulator, file_name="patient.yaml")  # same state file
     before = len(emulator.uploads)
     second = connector.sync(patient)
-    assert second.resolved_from_earlier == {"complete": 1, "reverted_rows": 1, "still_pending": 0}
+    assert second.resolved_from_earlier == {
+        "complete": 1,
+        "reverted_rows": 1,
+        "not_found": 0,
+        "still_pending": 0,
+    }
     # The failed row of the earlier batch went out again in this run, and only it.
     assert (second.exit_code, second.sent, second.failed) == (0, 1, 0)
     assert ids_of(emulator.uploads[before:]) == ["c7"]

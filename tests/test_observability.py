@@ -11,9 +11,6 @@ import re
 import shlex
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,12 +21,11 @@ import connector
 from connector.emulator import Emulator
 from connector.result import Event
 
-from .conftest import CUSTOMERS, ConfigWriter, run_cli
+from .conftest import CUSTOMERS, HOOK_TOKEN, ConfigWriter, Webhook, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 TOKEN = "tok-s3cr3t-value-123"
-HOOK_TOKEN = "hook-s3cr3t-abc987"
 
 # Two rows Target must never see: an id with '+', and a duplicate id.
 BAD_ROWS = "INSERT INTO customers VALUES ('bad+id', 'gold', 'x'), ('c1', 'gold', 'dup')"
@@ -204,8 +200,8 @@ def test_status_json_and_plan_json_agree_with_the_run_history(
     cli = run_cli("plan", config, "--json", "--samples", "10")
     assert cli.returncode == 0, cli.stderr
     plan = json.loads(cli.stdout)
-    # c5/c6 failed last time, so they are new again; c1 is a rejected duplicate.
-    assert (plan["new"], plan["changed"], plan["removed"]) == (3, 2, 1)
+    # c5/c6 failed last time, so they are retried (not new); c1 is a rejected duplicate.
+    assert (plan["new"], plan["changed"], plan["retried"], plan["removed"]) == (1, 2, 2, 1)
     assert plan["attribute_changes"] == {"loyaltyTier": 2, "city": 1}
     assert plan["rejected"] == {"duplicate_id": 2, "id_has_plus_or_slash": 1}
     assert plan["guardrail"] == "pass" and plan["full_resend_reason"] is None
@@ -223,7 +219,7 @@ def test_status_json_and_plan_json_agree_with_the_run_history(
     runs = status["runs"]
     assert [r["run_id"] for r in runs] == [second.run_id, first.run_id]
     latest = runs[0]["summary"]
-    for key in ("new", "changed", "removed", "unchanged", "rejected"):
+    for key in ("new", "changed", "retried", "removed", "unchanged", "rejected"):
         assert latest[key] == plan[key] == getattr(second, key), key
     assert latest["sent"] == len(_accepted(emulator)[-1].rows) == 5
     assert runs[1]["outcome"] == "partial" and runs[1]["summary"]["failed"] == 2
@@ -286,6 +282,7 @@ def test_status_shows_pending_batches_until_the_next_run_resolves_them(
     assert connector.status(config)["runs"][0]["summary"]["resolved_from_earlier"] == {
         "complete": 1,
         "reverted_rows": 0,
+        "not_found": 0,
         "still_pending": 0,
     }
 
@@ -368,48 +365,6 @@ def test_no_warning_when_configs_write_the_same_attributes_or_other_id_spaces(
 
 
 # -- alerts ----------------------------------------------------------------------------------
-
-
-class Webhook:
-    """A tiny HTTP server on loopback that records the JSON POSTed to it."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.status = 200
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                hook.received.append(
-                    {
-                        "path": self.path,
-                        "content_type": self.headers.get("Content-Type"),
-                        "raw": body.decode(),
-                        "json": json.loads(body),
-                    }
-                )
-                self.send_response(hook.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/t?token={HOOK_TOKEN}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook()
-    yield hook
-    hook.close()
 
 
 def test_a_failing_run_posts_its_summary_to_the_webhook_without_secrets(

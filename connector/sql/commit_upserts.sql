@@ -1,3 +1,5 @@
--- Advance the snapshot for the profiles of one accepted batch (holding id, cells, fp).
+-- Advance the snapshot for the profiles of one accepted batch ({batch}: id, cells, fp), sent
+-- under binding $binding.
 DELETE FROM {snapshot} WHERE id IN (SELECT id FROM {batch});
-INSERT INTO {snapshot} SELECT id, cells, fp, $batch_id, false FROM {batch};
+INSERT INTO {snapshot} (id, cells, fp, batch_id, gone, binding)
+SELECT id, cells, fp, $batch_id, false, $binding FROM {batch};

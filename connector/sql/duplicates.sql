@@ -1,4 +1,5 @@
 -- An id that appears more than once: every copy is rejected, none is picked at random.
+-- The rows that take part are exactly those of duplicate_precheck.sql.
 UPDATE {stage} AS s
 SET reject = 'duplicate_id', reject_detail = copies.n || ' rows have this id', kind = NULL,
     cells = NULL

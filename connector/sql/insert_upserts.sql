@@ -1,2 +1,3 @@
 -- First run: the snapshot was empty and ids in a run are unique, so nothing to replace.
-INSERT INTO {snapshot} SELECT id, cells, fp, $batch_id, false FROM {batch};
+INSERT INTO {snapshot} (id, cells, fp, batch_id, gone, binding)
+SELECT id, cells, fp, $batch_id, false, $binding FROM {batch};

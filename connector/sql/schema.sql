@@ -1,12 +1,25 @@
--- The state file: one snapshot table per sync, plus shared bookkeeping tables.
--- {snapshot} is replaced by the quoted snapshot table of a sync.
+-- The state file's shared bookkeeping tables (schema 2). Each sync also has a snapshot table,
+-- see snapshot.sql.
+--   ts_syncs     per sync: how its fingerprints were computed, and the config file that last
+--                ran it
+--   ts_bindings  every mapping + destination a sync's snapshot rows were sent under: the
+--                binding signature is part of each fingerprint, so a row never passes for
+--                one sent under another mapping or to another Target
+--   ts_runs, ts_batches, ts_failed, ts_rejects  run history (see the README)
 CREATE TABLE IF NOT EXISTS ts_meta (key VARCHAR, value VARCHAR);
 CREATE TABLE IF NOT EXISTS ts_syncs (
     sync VARCHAR,
-    mapping_signature VARCHAR,
-    mapping VARCHAR,
     fingerprint_scheme VARCHAR,
+    config_path VARCHAR,
     updated_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS ts_bindings (
+    sync VARCHAR,
+    binding VARCHAR,
+    mapping VARCHAR,
+    destination VARCHAR,
+    attributes INTEGER,
+    created_at TIMESTAMP
 );
 CREATE TABLE IF NOT EXISTS ts_runs (
     run_id VARCHAR,

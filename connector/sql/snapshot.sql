@@ -1,14 +1,18 @@
--- A sync's snapshot: what Target was last sent and accepted, per profile.
---   cells  the URL-encoded attribute cells, exactly as sent (kept to recompute fingerprints
---          and to show old → new values)
---   fp     fingerprint of cells and the mapping signature
+-- A sync's snapshot: what Target was last sent and accepted, per profile ({snapshot}).
+--   cells     the URL-encoded attribute cells, exactly as sent (kept to recompute
+--             fingerprints and to show old → new values)
+--   fp        fingerprint: hash of the cells' decoded texts and the binding signature;
+--             NULL when the profile is owed: Target failed, lost or never confirmed its last
+--             delivery, so what Target holds is unknown and the next run resends it
 --   batch_id  the upload that last carried this profile (reverted if that batch fails)
---   gone   the profile left the result and its exit attributes were sent; dropped once
---          that batch is confirmed
+--   gone      the profile left the result and its exit attributes were sent; dropped once
+--             that batch is confirmed
+--   binding   the ts_bindings signature (mapping + destination) the cells were sent under
 CREATE TABLE IF NOT EXISTS {snapshot} (
     id VARCHAR,
     cells VARCHAR,
     fp UBIGINT,
     batch_id VARCHAR,
-    gone BOOLEAN
+    gone BOOLEAN,
+    binding VARCHAR
 );

@@ -8,6 +8,6 @@ SELECT
     fp,
     reject,
     reject_detail,
-    CAST(CASE WHEN reject IS NULL THEN 'new' END AS ENUM('new', 'changed', 'removed')) AS kind,
+    CAST(CASE WHEN reject IS NULL THEN 'new' END AS ENUM('new', 'changed', 'removed', 'retry')) AS kind,
     CASE WHEN reject IS NULL THEN {cells} END AS cells
 FROM ({staged}) AS s;
