@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import time
@@ -32,6 +33,8 @@ from typing import IO, Any
 import portalocker
 
 from .errors import LockedError, StateError
+
+log = logging.getLogger(__name__)
 
 UNKNOWN_HOLDER = "holder unknown"
 # How long a run waits for readers (status, plan copying the file) before it gives up.
@@ -109,6 +112,7 @@ class RunLock:
     def __enter__(self) -> RunLock:
         handle = _open_lock_file(self.state_path, self.sync)
         waited_since = time.monotonic()
+        waiting = False
         while not _try_lock(handle, shared=False):
             holder = read_holder(self.state_path)
             blocked_for = time.monotonic() - waited_since
@@ -125,6 +129,13 @@ class RunLock:
                     f"sync '{self.sync}': another run holds the lock on {self.state_path} "
                     f"({who}); this run did nothing and exits. Wait for it to finish, then rerun"
                 ) from None
+            if not waiting:
+                waiting = True
+                log.info(
+                    "sync '%s': waiting for readers of %s (status, plan) to let go",
+                    self.sync,
+                    self.state_path,
+                )
             time.sleep(_POLL_SECONDS)
         self._handle = handle
         self._info = {

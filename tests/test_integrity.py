@@ -339,7 +339,7 @@ def test_plan_and_dry_run_write_nothing_to_the_state_folder(
 
 
 def test_a_sync_starting_while_status_reads_the_state_waits_for_it_and_succeeds(
-    emulator: Emulator, warehouse: Warehouse, write_config: ConfigWriter
+    emulator: Emulator, warehouse: Warehouse, write_config: ConfigWriter, tmp_path: Path
 ) -> None:
     from connector.operations import reading_state
 
@@ -348,15 +348,20 @@ def test_a_sync_starting_while_status_reads_the_state_waits_for_it_and_succeeds(
     assert connector.sync(config).exit_code == 0
     warehouse("UPDATE customers SET tier = 'platinum' WHERE customer_id = 'c1'")
 
+    log = tmp_path / "sync.log"
     with reading_state(load_config(config)) as store:  # what `status` holds while it reads
         assert store is not None
-        run = subprocess.Popen(
-            [*CLI, "sync", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        time.sleep(1.0)
-        assert run.poll() is None  # it waits for the reader, it does not fail
-    _out, err = run.communicate(timeout=60)
-    assert run.returncode == 0, err
+        with log.open("w") as stderr:
+            run = subprocess.Popen(
+                [*CLI, "--log-format", "json", "sync", str(config)],
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                text=True,
+            )
+        # The run reaches the state file while the reader still holds it, and waits.
+        wait_until(lambda: "waiting for readers" in log.read_text(), "the run to wait", run)
+    run.wait(timeout=60)
+    assert run.returncode == 0, log.read_text()
     assert emulator.profiles()["c1"]["loyaltyTier"] == "platinum"
 
 
@@ -605,3 +610,67 @@ def test_a_damaged_state_file_names_itself_and_reset_recovers(
     assert emulator.upload_count > before
     assert emulator.profiles() == expected_profiles(database)
     assert_invariants(config)
+
+
+# -- upgrading a state file of schema 1 resends nothing ----------------------------------------
+
+SCHEMA_1 = """
+CREATE TABLE ts_meta (key VARCHAR, value VARCHAR);
+INSERT INTO ts_meta VALUES ('schema', '1');
+CREATE TABLE ts_syncs (sync VARCHAR, mapping_signature VARCHAR, mapping VARCHAR,
+                       fingerprint_scheme VARCHAR, updated_at TIMESTAMP);
+CREATE TABLE ts_runs (run_id VARCHAR, sync VARCHAR, started_at TIMESTAMP,
+                      finished_at TIMESTAMP, dry_run BOOLEAN, outcome VARCHAR,
+                      exit_code INTEGER, summary VARCHAR, message VARCHAR);
+CREATE TABLE ts_batches (run_id VARCHAR, sync VARCHAR, seq INTEGER, kind VARCHAR,
+                         batch_id VARCHAR, status_url VARCHAR, rows BIGINT, bytes BIGINT,
+                         state VARCHAR, detail VARCHAR, uploaded_at TIMESTAMP,
+                         resolved_at TIMESTAMP);
+CREATE TABLE ts_failed (run_id VARCHAR, sync VARCHAR, batch_id VARCHAR, id VARCHAR,
+                        reason VARCHAR);
+CREATE TABLE ts_rejects (run_id VARCHAR, sync VARCHAR, id VARCHAR, reason VARCHAR,
+                         detail VARCHAR);
+CREATE TABLE snapshot__test_sync (id VARCHAR, cells VARCHAR, fp UBIGINT, batch_id VARCHAR,
+                                  gone BOOLEAN);
+"""
+
+
+def test_a_schema_1_state_file_is_upgraded_and_its_unchanged_profiles_are_not_resent(
+    emulator: Emulator, warehouse: Warehouse, write_config: ConfigWriter
+) -> None:
+    from connector.serialize import mapping_description, mapping_signature
+    from connector.state import FINGERPRINT_SCHEME
+
+    warehouse(CUSTOMERS.format(n=40))
+    path = write_config(emulator=emulator)
+    config = load_config(path)
+    signature = mapping_signature(config)
+    state = Path(config.state.path)
+    state.parent.mkdir(parents=True)
+    with duckdb.connect(str(state)) as con:  # what target-sync 0.1 left behind
+        con.execute(SCHEMA_1)
+        con.execute(
+            "INSERT INTO ts_syncs VALUES ('test_sync', ?, ?, ?, now())",
+            [signature, json.dumps(mapping_description(config)), FINGERPRINT_SCHEME],
+        )
+        con.execute(f"ATTACH '{warehouse('SELECT 1')}' AS wh (READ_ONLY)")
+        con.execute(
+            "INSERT INTO snapshot__test_sync SELECT customer_id, "
+            "url_encode(coalesce(tier, '')) || ',' || url_encode(coalesce(city, '')), "
+            "hash(coalesce(tier, ''), coalesce(city, ''), ?), 'old-batch', false "
+            "FROM wh.customers",
+            [signature],
+        )
+    warehouse("UPDATE customers SET city = 'Rome' WHERE customer_id = 'c3'")
+
+    report = connector.plan(path)  # on a private copy: the file itself stays at schema 1
+    assert (report.new, report.changed, report.unchanged) == (0, 1, 39)
+    assert report.full_resend_reason is None
+
+    result = connector.sync(path)
+    assert (result.exit_code, result.sent, result.full_resend_reason) == (0, 1, None)
+    assert sent_ids(emulator.uploads) == ["c3"]
+    with duckdb.connect(str(state), read_only=True) as con:
+        assert con.execute("SELECT value FROM ts_meta WHERE key = 'schema'").fetchall() == [("2",)]
+    assert_invariants(path)
+    assert connector.sync(path).sent == 0
