@@ -62,7 +62,8 @@ def main() -> None:
     if args.sink:
         server.parse_batch = skim_batch
     emulator = Emulator(client_code="bench", max_upload_records=0)
-    emulator._store = CountingStore()  # the public API has no switch for a discarding store
+    # The public API has no switch for a discarding store.
+    emulator._stores[emulator.client_code] = CountingStore()
     emulator.start()
     print(emulator.base_url, flush=True)
     emulator.wait()

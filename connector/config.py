@@ -303,6 +303,9 @@ class StateConfig(_Frozen):
     temp_directory: RelPath | None = None
     threads: int | None = Field(None, ge=1)
     keep_runs: int = Field(200, ge=1)
+    # False: the snapshot keeps ids and fingerprints only, no attribute values (plan cannot
+    # show old values, and a fingerprint-scheme change resends everything).
+    keep_values: bool = True
 
 
 NotifyWhen = Literal["failure", "rejects", "failed_rows", "always"]

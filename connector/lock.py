@@ -33,6 +33,7 @@ from typing import IO, Any
 import portalocker
 
 from .errors import LockedError, StateError
+from .private import private_folder
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def sidecar_path(state_path: Path) -> Path:
 def _open_lock_file(state_path: Path, sync: str) -> IO[bytes]:
     path = lock_path(state_path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(path.parent)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         raise StateError(

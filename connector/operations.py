@@ -21,6 +21,7 @@ from .config import SyncConfig
 from .errors import GuardrailError, StateError
 from .lock import RunLock, describe_holder, shared_read
 from .pipeline import Run, as_config, check_guardrails, comparable_bindings, new_run_id, prepare
+from .private import private_umask
 from .result import SyncResult
 from .state import StateStore, damage_guard, reset_state
 
@@ -47,6 +48,9 @@ class PlanReport:
     samples: list[dict[str, Any]] = field(default_factory=list)
     reject_samples: list[dict[str, Any]] = field(default_factory=list)
     pending_batches: int = 0
+    # False: the snapshot keeps no attribute values (state.keep_values: false), so old
+    # values, field changes and stale NULLs cannot be shown.
+    values_kept: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,7 +72,11 @@ def plan(config: SyncConfig | str | os.PathLike[str], sample: int = SAMPLE_SIZE)
     """Diff the source against the snapshot and report, sending nothing and writing nothing
     (it works on a private copy of the state file)."""
     config = as_config(config)
-    with damage_guard(Path(config.state.path), config.name), _private_copy(config) as store:
+    with (
+        private_umask(),
+        damage_guard(Path(config.state.path), config.name),
+        _private_copy(config) as store,
+    ):
         run = Run(config, store, SyncResult(config.name, new_run_id(), dry_run=True), None)
         prepare(run, strict=False, force=True, record=False)
         result = run.result
@@ -121,6 +129,7 @@ def plan(config: SyncConfig | str | os.PathLike[str], sample: int = SAMPLE_SIZE)
         samples=samples,
         reject_samples=rejects,
         pending_batches=pending,
+        values_kept=config.state.keep_values,
     )
 
 
@@ -210,7 +219,7 @@ def reset(config: SyncConfig | str | os.PathLike[str]) -> ResetReport:
     file is kept aside (the report says where) and a new one started.
     """
     config = as_config(config)
-    with RunLock(Path(config.state.path), config.name, "reset"):
+    with private_umask(), RunLock(Path(config.state.path), config.name, "reset"):
         forgotten, kept = reset_state(config.state, config.name)
     return ResetReport(forgotten, str(kept) if kept else None)
 

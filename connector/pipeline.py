@@ -39,10 +39,11 @@ from .errors import (
     interrupt_name,
 )
 from .lock import RunLock
+from .private import private_folder, private_umask, write_private
 from .result import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, Event, Listener, SyncResult
 from .serialize import mapping_description, mapping_signature
 from .staging import exit_cells, staging_input, staging_sql
-from .state import PendingBatch, StateStore, damage_guard
+from .state import PendingBatch, StateStore, damage_guard, rewrite_state
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -163,6 +164,8 @@ def open_run(config: SyncConfig, dry_run: bool, listener: Listener | None) -> It
             if not dry_run or state_path.exists():
                 purpose = "dry run" if dry_run else "sync"
                 lock = stack.enter_context(RunLock(state_path, config.name, purpose))
+            # Runs once the store is closed, while the lock is still held.
+            stack.callback(_compact_if_asked, config, result)
             store = stack.enter_context(_open_store(config, dry_run))
             previous_config = None
             if store.writable and not dry_run:
@@ -197,6 +200,13 @@ def open_run(config: SyncConfig, dry_run: bool, listener: Listener | None) -> It
     finally:
         if config.notify is not None and result.outcome != "running" and not watched:
             _notify(config, result, listener)
+
+
+def _compact_if_asked(config: SyncConfig, result: SyncResult) -> None:
+    """Rewrite the state file once values were dropped (``state.keep_values: false``), so
+    that none lingers in its free blocks."""
+    if result.values_dropped:
+        rewrite_state(config.state, config.name, forget=False)
 
 
 def _close_run(run: Run, unwinding: bool) -> None:
@@ -270,7 +280,7 @@ def sync(
     """
     config = as_config(config)
     strict = config.strict if strict is None else strict
-    with open_run(config, dry_run, listener) as run:
+    with private_umask(), open_run(config, dry_run, listener) as run:
         client = None if dry_run else _client(config, run)
         try:
             if client is not None:
@@ -309,9 +319,14 @@ def prepare(run: Run, *, strict: bool, force: bool, record: bool = True) -> None
                 adopted,
                 destination(config)["base_url"],
             )
+        unrefreshable = store.unrefreshable()
         if store.needs_refresh():
             store.refresh_fingerprints()
-    result.full_resend_reason = _full_resend_reason(run)
+        if not store.keep_values and not result.dry_run:
+            result.values_dropped = store.drop_values()
+    else:
+        unrefreshable = store.unrefreshable()
+    result.full_resend_reason = _full_resend_reason(run, unrefreshable)
 
     with sources.open_reader(config) as reader:
         sql = staging_sql(config, reader.schema)
@@ -357,14 +372,20 @@ def prepare(run: Run, *, strict: bool, force: bool, record: bool = True) -> None
         check_guardrails(run, previous_size)
 
 
-def _full_resend_reason(run: Run) -> str | None:
-    """Why profiles are resent whatever their data: the first run, or profiles last sent
-    under another mapping or destination."""
+def _full_resend_reason(run: Run, unrefreshable: int) -> str | None:
+    """Why profiles are resent whatever their data: the first run, fingerprints that cannot
+    be recomputed, or profiles last sent under another mapping or destination."""
     store, config = run.store, run.config
     census = store.binding_census()
     total = sum(census.values())
     if store.snapshot_size() == 0:
         return "first run (the snapshot is empty)"
+    if unrefreshable:
+        return (
+            f"fingerprints were made by another DuckDB version and the snapshot keeps no "
+            f"values to recompute them (state.keep_values: false): {unrefreshable:,} "
+            "profiles are resent once"
+        )
     others = {b: n for b, n in census.items() if b != run.binding}
     if not others:
         return None
@@ -546,8 +567,8 @@ def _write_batch(run: Run, batch: Batch, out_dir: Path | None) -> None:
     if out_dir is not None:
         path = out_dir / f"{run.config.name}-{batch.seq:04d}.txt"
         try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(batch.body)
+            private_folder(out_dir)
+            write_private(path, batch.body)
         except OSError as exc:
             raise StateError(
                 f"{run.config.label}: cannot write batch file {path} ({exc.strerror or exc}); "

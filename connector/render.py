@@ -398,6 +398,11 @@ def render_plan(report: PlanReport) -> None:
     width = max(len(label) for label, _ in rows)
     for label, text in rows:
         click.echo(f"  {label:<{width}}  {text}")
+    if not report.values_kept:
+        click.echo(
+            "  the snapshot keeps no attribute values (state.keep_values: false): old values, "
+            "field changes and stale NULLs cannot be shown"
+        )
     if report.attribute_changes:
         click.echo("  field changes:")
         for name, count in sorted(report.attribute_changes.items(), key=lambda kv: -kv[1]):

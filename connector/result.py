@@ -88,6 +88,8 @@ class SyncResult:
     full_resend_reason: str | None = None
     batch_files: list[str] = field(default_factory=list)
     batch_ids: list[str] = field(default_factory=list)
+    # Stored attribute values forgotten by this run (state.keep_values: false).
+    values_dropped: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     started_at: str = ""  # ISO 8601, UTC
     duration_seconds: float = 0.0

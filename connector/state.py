@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import duckdb
 
 from .errors import StateError
+from .private import private_folder, warn_if_shared
 from .serialize import quote_ident, sql_literal
 from .sql import load as _sql
 from .staging import SOURCE, cells_sql
@@ -152,8 +153,17 @@ def damage_guard(path: Path, sync: str) -> Iterator[None]:
 class StateStore:
     """One sync's view of a state file; open it with :meth:`open`, close it when done."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, sync: str, mode: Mode):
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        path: Path,
+        sync: str,
+        mode: Mode,
+        keep_values: bool = True,
+    ):
         self.con = con
+        # False: the snapshot keeps no attribute values (state.keep_values).
+        self.keep_values = keep_values
         self.path = path
         self.sync = sync
         self.mode = mode
@@ -205,7 +215,9 @@ class StateStore:
         """Connect to ``file`` (``shown``: the state file it is, or a copy of, for messages)."""
         try:
             if mode == "write":
-                file.parent.mkdir(parents=True, exist_ok=True)
+                private_folder(file.parent)
+            if mode != "scratch" and file.exists():
+                warn_if_shared(file, "the state file")
             con = duckdb.connect(":memory:")
         except (OSError, duckdb.Error) as exc:
             raise StateError(
@@ -218,6 +230,8 @@ class StateStore:
             if settings.threads:
                 con.execute(f"SET threads = {int(settings.threads)}")
             temp = settings.temp_directory or file.parent / f"{file.name}.tmp"
+            if mode != "read":
+                private_folder(temp)
             con.execute(f"SET temp_directory = {sql_literal(str(temp))}")
             # Row order never matters here, and keeping it costs memory.
             con.execute("SET preserve_insertion_order = false")
@@ -235,7 +249,7 @@ class StateStore:
                     f"({problem}); wait for it to finish, then rerun"
                 ) from None
             raise StateError(f"sync '{sync}': cannot open state file {shown}: {problem}") from None
-        store = cls(con, file, sync, mode)
+        store = cls(con, file, sync, mode, settings.keep_values)
         try:
             if mode == "read":
                 store._check_readable()
@@ -400,6 +414,27 @@ class StateStore:
                 "UPDATE ts_syncs SET config_path = ?, updated_at = ? WHERE sync = ?",
                 [config_path, now(), self.sync],
             )
+
+    def values_kept(self) -> int:
+        """How many snapshot rows keep their attribute values (cells)."""
+        return self._scalar(f"SELECT count(cells) FROM {self.tables.snapshot}")
+
+    def drop_values(self) -> int:
+        """Forget every stored attribute value (``state.keep_values: false``); returns how
+        many rows held some. Their bytes may linger in free blocks: :func:`compact` after."""
+        count = self.values_kept()
+        if count:
+            self.con.execute(f"UPDATE {self.tables.snapshot} SET cells = NULL")
+        return count
+
+    def unrefreshable(self) -> int:
+        """Rows whose fingerprint cannot be recomputed after a scheme change (no values kept):
+        those profiles are resent."""
+        if not self.needs_refresh():
+            return 0
+        return self._scalar(
+            f"SELECT count(*) FROM {self.tables.snapshot} WHERE cells IS NULL AND fp IS NOT NULL"
+        )
 
     def needs_refresh(self) -> bool:
         """Whether stored fingerprints were made by another DuckDB version's hash()."""
@@ -645,7 +680,8 @@ class StateStore:
         self._apply("commit_removed.sql", batch, {"batch_id": batch_id})
 
     def _apply(self, script: str, batch: pa.Table, params: dict[str, str]) -> None:
-        sql = self.tables.render(_sql(script), batch="accepted_batch")
+        cells = "cells" if self.keep_values else "CAST(NULL AS VARCHAR)"
+        sql = self.tables.render(_sql(script), batch="accepted_batch", cells=cells)
         self.con.register("accepted_batch", batch)
         try:
             self.con.execute("BEGIN TRANSACTION")
@@ -975,36 +1011,48 @@ def reset_state(settings: StateConfig, sync: str) -> tuple[int, Path | None]:
     """Forget ``sync``'s snapshot so that the next run sends everything; the caller holds the
     run lock. Returns (profiles forgotten, where a damaged file was kept aside).
 
-    The file is rewritten, not edited: DuckDB keeps deleted rows' bytes in free blocks, and
-    the forgotten attribute values must not linger on disk. Everything else in it (other
-    syncs, history) is copied to a fresh file that replaces it atomically. A file DuckDB
-    cannot open is moved aside as ``<file>.damaged-<time>`` and a new one started.
+    The file is rewritten (see :func:`rewrite_state`), so the forgotten values do not linger
+    on disk. A file DuckDB cannot read is moved aside as ``<file>.damaged-<time>`` and a new
+    one started.
     """
     path = Path(settings.path)
     if not path.exists():
         return 0, None
+    try:
+        return rewrite_state(settings, sync, forget=True), None
+    except StateError as exc:
+        if "is damaged" not in str(exc):
+            raise
+    kept = path.with_name(f"{path.name}.damaged-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+    path.replace(kept)
+    wal = path.with_name(path.name + ".wal")
+    if wal.exists():
+        wal.replace(kept.with_name(kept.name + ".wal"))
+    return 0, kept
+
+
+def rewrite_state(settings: StateConfig, sync: str, forget: bool) -> int:
+    """Rewrite the state file: copy what it keeps into a fresh file that replaces it
+    atomically (with ``forget``, without ``sync``'s snapshot; returns how many profiles that
+    held). DuckDB keeps deleted rows' bytes in free blocks, so deleting alone would leave
+    forgotten attribute values on disk. The caller holds the run lock.
+    """
+    path = Path(settings.path)
     fresh = path.with_name(path.name + ".rewrite")
     with contextlib.suppress(FileNotFoundError):
         fresh.unlink()
     try:
         with damage_guard(path, sync), StateStore.open(settings, sync, "write") as store:
-            count = store.forget_snapshot()
+            count = store.forget_snapshot() if forget else 0
             store.con.execute(f"ATTACH {sql_literal(str(fresh))} AS fresh")
             store.con.execute(f"COPY FROM DATABASE {STATE_DB} TO fresh")
             store.con.execute("DETACH fresh")
-    except StateError as exc:
-        if "is damaged" not in str(exc):
-            raise
+    except BaseException:
         with contextlib.suppress(FileNotFoundError):
             fresh.unlink()
-        kept = path.with_name(f"{path.name}.damaged-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
-        path.replace(kept)
-        wal = path.with_name(path.name + ".wal")
-        if wal.exists():
-            wal.replace(kept.with_name(kept.name + ".wal"))
-        return 0, kept
+        raise
     fresh.replace(path)
-    return count, None
+    return count
 
 
 def _scratch_parent(settings: StateConfig) -> Path:
