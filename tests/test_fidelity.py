@@ -264,7 +264,9 @@ def tables(draw: st.DrawFn) -> tuple[pa.Table, list[dict[str, Any]]]:
     return pa.table(arrays), rows
 
 
-def _config_text(folder: Path, emulator: Emulator, attributes: dict[str, Any]) -> str:
+def _config_text(
+    folder: Path, emulator: Emulator, attributes: dict[str, Any], keep_values: bool = True
+) -> str:
     config = {
         "name": "fidelity",
         "source": {
@@ -280,7 +282,7 @@ def _config_text(folder: Path, emulator: Emulator, attributes: dict[str, Any]) -
             "status_poll_interval_seconds": 0.02,
             "status_deadline_seconds": 5,
         },
-        "state": {"path": str(folder / "state.duckdb")},
+        "state": {"path": str(folder / "state.duckdb"), "keep_values": keep_values},
     }
     return yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
 
@@ -290,9 +292,9 @@ def _config_text(folder: Path, emulator: Emulator, attributes: dict[str, Any]) -
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(data=tables())
+@given(data=tables(), keep_values=st.booleans())
 def test_every_type_arrives_exactly_and_a_second_sync_sends_nothing(
-    emulator: Emulator, data: tuple[pa.Table, list[dict[str, Any]]]
+    emulator: Emulator, data: tuple[pa.Table, list[dict[str, Any]]], keep_values: bool
 ) -> None:
     table, rows = data
     emulator.reset()
@@ -302,7 +304,7 @@ def test_every_type_arrives_exactly_and_a_second_sync_sends_nothing(
             con.register("arrow_rows", table)
             con.execute("CREATE TABLE customers AS SELECT * FROM arrow_rows")
         path = folder / "sync.yaml"
-        path.write_text(_config_text(folder, emulator, ATTRIBUTES), encoding="utf-8")
+        path.write_text(_config_text(folder, emulator, ATTRIBUTES, keep_values), encoding="utf-8")
 
         first = connector.sync(path)
         expected = {row["customer_id"]: expected_texts(row) for row in rows}
