@@ -351,7 +351,7 @@ def prepare(run: Run, *, strict: bool, force: bool, record: bool = True) -> None
     result.new, result.changed, result.retried = diff.new, diff.changed, diff.retried
     result.removed, result.unchanged = diff.removed, diff.unchanged
     comparable = comparable_bindings(run)
-    if comparable:
+    if comparable != []:
         # Cells line up attribute by attribute (even when a rule changed): a cell that held a
         # value and is now empty leaves that value in Target.
         nullable = [spec.null is None for spec in config.attributes.values()]
@@ -403,14 +403,17 @@ def _full_resend_reason(run: Run, unrefreshable: int) -> str | None:
     return reason
 
 
-def comparable_bindings(run: Run) -> list[str]:
-    """Bindings whose cells hold the current attributes in the current order."""
+def comparable_bindings(run: Run) -> list[str] | None:
+    """Bindings whose cells hold the current attributes in the current order; None when
+    every snapshot profile's are (the common case, which needs no filter)."""
     names = list(run.config.attributes)
-    return [
+    comparable = [
         signature
         for signature, binding in run.store.bindings().items()
         if list(binding.mapping.get("attributes", {})) == names
     ]
+    in_use = set(run.store.binding_census())
+    return None if in_use <= set(comparable) else comparable
 
 
 def _with_progress(run: Run, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
@@ -527,7 +530,6 @@ def _send_all(
 ) -> int:
     try:
         for batch in batches:
-            _check_unique(run, batch)
             if client is None:
                 _write_batch(run, batch, out_dir)
             else:
@@ -541,19 +543,6 @@ def _send_all(
         if close is not None:
             close()
     return seq
-
-
-def _check_unique(run: Run, batch: Batch) -> None:
-    """Never send one id twice in a batch: the snapshot keeps each id once, and Target does
-    not say which of two rows it keeps (a cheap guard for what staging already ensures)."""
-    import pyarrow.compute as pc
-
-    ids = batch.rows.column("id")
-    if pc.count_distinct(ids).as_py() != batch.num_rows:
-        raise StateError(
-            f"internal error: batch {batch.seq} of {run.config.label} would carry an id more "
-            "than once; nothing of it was sent. Please report this"
-        )
 
 
 def _write_batch(run: Run, batch: Batch, out_dir: Path | None) -> None:

@@ -709,7 +709,9 @@ def test_one_run_at_a_time_and_a_killed_holder_does_not_block(
 ) -> None:
     database = warehouse(CUSTOMERS.format(n=200))
     expected = warehouse_profiles(database)
-    emulator.faults.delay_seconds = 0.5
+    # Slow enough answers that the holder still runs while a second CLI starts on a busy
+    # machine (20 s of uploads; it is killed long before).
+    emulator.faults.delay_seconds = 5
     config = write_config(emulator=emulator, target={"max_rows_per_batch": 50})
 
     holder = subprocess.Popen(
