@@ -33,6 +33,9 @@ T = TypeVar("T")
 log = logging.getLogger("connector.cli")
 
 LOG_FORMAT_ENV = "TARGET_SYNC_LOG_FORMAT"
+# Loggers whose INFO lines a person needs in text mode too: which dbt profile and target a
+# run reads, and the model's latest build.
+SHOWN_INFO_LOGGERS = ("connector.sources.dbt_source",)
 EXIT_INTERRUPTED = 130
 INTERRUPTED = "interrupted; the snapshot holds only what Target accepted; rerunning is safe"
 
@@ -133,6 +136,11 @@ class _Cli(click.Group):
         sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
+def _show_info_loggers(debug: bool) -> None:
+    for name in SHOWN_INFO_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.INFO)
+
+
 def _set_logging(click_ctx: click.Context, param: click.Parameter, value: Any) -> None:
     """Callback of the per-command copies of --log-format and --debug."""
     if value is None or value is False:
@@ -145,6 +153,7 @@ def _set_logging(click_ctx: click.Context, param: click.Parameter, value: Any) -
     else:
         ctx.debug = True
     configure_logging(debug=ctx.debug, log_format=ctx.log_format)
+    _show_info_loggers(ctx.debug)
 
 
 def _logging_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -204,6 +213,7 @@ def main(click_ctx: click.Context, debug: bool, log_format: str) -> None:
     accepted, and sends only the new and changed profiles.
     """
     configure_logging(debug=debug, log_format=log_format)
+    _show_info_loggers(debug)
     click_ctx.obj = Context(debug, log_format)
 
 
