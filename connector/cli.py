@@ -177,6 +177,24 @@ def _logging_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def _selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--select / --exclude, in dbt's syntax (connector/selection.py)."""
+    command = click.option(
+        "--exclude",
+        multiple=True,
+        metavar="SELECTOR",
+        help="Leave out the configs these selectors match (same syntax as --select).",
+    )(command)
+    return click.option(
+        "--select",
+        "-s",
+        multiple=True,
+        metavar="SELECTOR",
+        help="Only the configs these selectors match: tag:daily, name:vip_* (or a bare name), "
+        "path:configs/crm (or a bare path); spaces mean or, commas mean and.",
+    )(command)
+
+
 EPILOG = f"""\b
 Exit codes: 0 all delivered; 1 the run failed (source, state, lock, Target);
 2 usage or config error; 3 the run finished but some rows were rejected or
@@ -261,6 +279,7 @@ def _load(file: str | Path) -> SyncConfig:
     is_flag=True,
     help="Send even when a guardrail (max_removed_fraction, min_rows) trips.",
 )
+@_selection_options
 @_logging_options
 @click.pass_obj
 def sync(
@@ -270,6 +289,8 @@ def sync(
     out_dir: str | None,
     strict: bool | None,
     force: bool,
+    select: tuple[str, ...],
+    exclude: tuple[str, ...],
 ) -> None:
     """Run the sync of each CONFIG file, or of every *.yaml in a CONFIG folder, in turn.
 
@@ -281,6 +302,9 @@ def sync(
 
     A config's optional notify: section POSTs a JSON summary to a webhook when a run fails
     or leaves rows behind; a failing webhook never changes the run's outcome.
+
+    --select and --exclude choose configs as dbt chooses models: tag:daily, name:vip_*
+    (or a bare name), path:configs/crm (or a bare path); spaces mean or, commas mean and.
     """
     from .operations import attribute_conflicts
     from .render import render_overview
@@ -294,6 +318,8 @@ def sync(
             loaded.append((file, _load(file)))
         except ConfigError as exc:
             loaded.append((file, exc))
+    if select or exclude:
+        loaded = guarded(ctx, lambda: _selected(loaded, select, exclude))
     good = [config for _, config in loaded if not isinstance(config, ConfigError)]
     if len(good) > 1:
         for warning in attribute_conflicts(good):
@@ -318,6 +344,25 @@ def sync(
         else:
             render_overview(outcomes, worst)
     sys.exit(worst)
+
+
+def _selected(
+    loaded: list[tuple[Path, SyncConfig | ConfigError]],
+    select: tuple[str, ...],
+    exclude: tuple[str, ...],
+) -> list[tuple[Path, SyncConfig | ConfigError]]:
+    """The loaded configs that --select picks and --exclude leaves (connector/selection.py)."""
+    from .selection import Candidate
+    from .selection import select as pick
+
+    candidates = [
+        Candidate(file)
+        if isinstance(config, ConfigError)
+        else Candidate(file, config.name, config.tags)
+        for file, config in loaded
+    ]
+    kept = {id(candidate) for candidate in pick(candidates, select, exclude)}
+    return [item for item, c in zip(loaded, candidates, strict=True) if id(c) in kept]
 
 
 def _run_one(
