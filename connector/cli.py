@@ -518,3 +518,51 @@ def demo(ctx: Context, workdir: str) -> None:
 
     code = guarded(ctx, lambda: run_demo(Path(workdir)))
     sys.exit(code)
+
+
+@main.group(short_help="dbt integration: exposures for the syncs of dbt models.")
+def dbt() -> None:
+    """dbt integration."""
+
+
+@dbt.command(short_help="Write dbt exposures (YAML) for the syncs of dbt models.")
+@click.argument("configs", nargs=-1, required=True, type=click.Path())
+@click.option("--owner-name", help="The exposures' owner, for configs that name none.")
+@click.option("--owner-email", help="The owner's email, for configs that name none.")
+@_selection_options
+@_logging_options
+@click.pass_obj
+def exposures(
+    ctx: Context,
+    configs: tuple[str, ...],
+    owner_name: str | None,
+    owner_email: str | None,
+    select: tuple[str, ...],
+    exclude: tuple[str, ...],
+) -> None:
+    """Print dbt exposures for the syncs of CONFIGS (files or folders) that read a dbt model:
+
+    \b
+        target-sync dbt exposures configs/ --owner-email crm@example.com \\
+            > models/exposures.yml
+
+    Each is an exposure of type application named after its sync, depending on the model
+    (dbt ls --select +exposure:NAME lists what feeds it). The owner comes from a config's
+    source.exposure.owner, else from --owner-name/--owner-email.
+    """
+    from .config import ExposureOwner
+    from .integrations.dbt import exposures_yaml
+
+    def build() -> str:
+        loaded: list[tuple[Path, SyncConfig | ConfigError]] = [
+            (file, _load(file)) for file in _config_files(configs)
+        ]
+        if select or exclude:
+            loaded = _selected(loaded, select, exclude)
+        owner = None
+        if owner_name or owner_email:
+            owner = ExposureOwner(name=owner_name, email=owner_email)
+        chosen = [config for _, config in loaded if not isinstance(config, ConfigError)]
+        return exposures_yaml(chosen, owner)
+
+    click.echo(guarded(ctx, build), nl=False)

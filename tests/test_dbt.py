@@ -434,3 +434,90 @@ def test_source_needs_exactly_one_of_model_or_meta(tmp_path: Path) -> None:
     assert isinstance(config.source, DbtSource)
     assert config.source.max_age == timedelta(hours=36) and config.source.project_dir is None
     assert datetime.now(UTC) - config.source.max_age < datetime.now(UTC)
+
+
+# --- exposures -----------------------------------------------------------------------------
+
+
+def write_sync(folder: Path, name: str, source: dict[str, Any], **top: Any) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "source": source,
+                "identity": {"column": "id"},
+                "attributes": {"tier": "tier"},
+                "target": {"client_code": "demo"},
+                **top,
+            }
+        )
+    )
+    return path
+
+
+@pytest.mark.slow
+def test_exposures_are_valid_dbt_and_show_what_feeds_each_sync(
+    project_copy: Copier, tmp_path: Path
+) -> None:
+    project = project_copy()
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    keys = {"type": "dbt", "project_dir": str(project)}
+    write_sync(configs, "vip-customers", {**keys, "meta": {"target_sync": "vip"}}, tags=["daily"])
+    write_sync(
+        configs,
+        "downstream",
+        {
+            **keys,
+            "model": "shop.down",
+            "exposure": {
+                "owner": {"name": "CRM team"},
+                "url": "https://wiki.example.com/downstream",
+                "maturity": "high",
+            },
+        },
+    )
+    (configs / "plain.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "plain",
+                "source": {"type": "duckdb", "database": "w.duckdb", "query": "select 1"},
+                "identity": {"column": "id"},
+                "attributes": {"tier": "tier"},
+                "target": {"client_code": "demo"},
+            }
+        )
+    )
+    no_owner = run_cli("dbt", "exposures", configs)
+    assert no_owner.returncode == 2 and no_owner.stdout == ""
+    assert "vip-customers.yaml" in no_owner.stderr and "--owner-name" in no_owner.stderr
+
+    done = run_cli("dbt", "exposures", configs, "--owner-email", "crm@example.com")
+    assert done.returncode == 0, done.stderr
+    document = yaml.safe_load(done.stdout)
+    assert document["version"] == 2
+    by_name = {e["name"]: e for e in document["exposures"]}
+    assert set(by_name) == {"vip_customers", "downstream"}  # the duckdb sync has no model
+    vip = by_name["vip_customers"]
+    assert vip["type"] == "application" and vip["owner"] == {"email": "crm@example.com"}
+    assert vip["depends_on"] == ["ref('good')"] and "daily" in vip["tags"]
+    assert by_name["downstream"]["owner"] == {"name": "CRM team"}
+    assert by_name["downstream"]["depends_on"] == ["ref('shop', 'down')"]
+
+    selected = run_cli("dbt", "exposures", configs, "--owner-name", "x", "-s", "tag:daily")
+    assert [e["name"] for e in yaml.safe_load(selected.stdout)["exposures"]] == ["vip_customers"]
+
+    # dbt itself accepts the file and draws the lineage.
+    (project / "models" / "exposures.yml").write_text(done.stdout)
+    environ = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    listed = subprocess.run(
+        [DBT, "ls", "--select", "+exposure:downstream", "--output", "name", "-q"],
+        cwd=project,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert listed.returncode == 0, listed.stdout[-3000:] + listed.stderr[-2000:]
+    assert set(listed.stdout.split()) == {"downstream", "down", "bad"}

@@ -63,23 +63,29 @@ class BuildStatus:
         return f"latest `dbt {self.command}`: {self.status}{when}"
 
 
-def target_dir(setup: DbtSetup, label: str, environ: Mapping[str, str] | None = None) -> Path:
+def target_dir(
+    project_dir: Path,
+    project: Mapping[str, Any],
+    label: str,
+    environ: Mapping[str, str] | None = None,
+) -> Path:
     """``<project>/<target-path>``: ``$DBT_TARGET_PATH``, else dbt_project.yml's, else target."""
     environ = os.environ if environ is None else environ
     path = environ.get("DBT_TARGET_PATH") or render(
-        setup.project.get("target-path", "target"), label, "dbt_project.yml", environ
+        project.get("target-path", "target"), label, "dbt_project.yml", environ
     )
-    return setup.project_dir / str(path)
+    return project_dir / str(path)
 
 
-def load_manifest(setup: DbtSetup, label: str) -> Manifest:
-    path = target_dir(setup, label) / "manifest.json"
+def load_manifest(project_dir: Path, project: Mapping[str, Any], label: str) -> Manifest:
+    """The project's manifest.json, or a one-line ConfigError saying how to get one."""
+    path = target_dir(project_dir, project, label) / "manifest.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(
             f"{label}: {path} does not exist; run `dbt compile` or `dbt build` in "
-            f"{setup.project_dir} first, then rerun"
+            f"{project_dir} first, then rerun"
         ) from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{label}: cannot read the dbt manifest {path} ({exc})") from None
@@ -177,7 +183,7 @@ def relation(node: Mapping[str, Any], label: str, quote: Any) -> str:
 
 
 def _read_run_results(setup: DbtSetup, label: str) -> dict[str, Any] | None:
-    path = target_dir(setup, label) / "run_results.json"
+    path = target_dir(setup.project_dir, setup.project, label) / "run_results.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -202,7 +208,7 @@ def check_build(
     """
     now = now or datetime.now(UTC)
     results = _read_run_results(setup, label)
-    path = target_dir(setup, label) / "run_results.json"
+    path = target_dir(setup.project_dir, setup.project, label) / "run_results.json"
     model_id = str(node.get("unique_id"))
     name = node.get("name")
     if results is None:

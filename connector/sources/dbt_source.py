@@ -130,7 +130,7 @@ def resolve_dbt(
     source = config.source
     label = config.label
     found = setup(source, label, _USED_KEYS, environ)
-    manifest = load_manifest(found, label)
+    manifest = load_manifest(found.project_dir, found.project, label)
     node = find_model(source, manifest, found.project.get("name"), label)
     unchecked = BuildStatus(None, None, None)
     build = check_build(source, found, manifest, node, label) if check else unchecked
