@@ -21,9 +21,11 @@ import pyarrow as pa
 import pytest
 import yaml
 
+import connector
 from connector.config import DbtSource, SyncConfig, parse_config
 from connector.emulator import Emulator
 from connector.errors import ConfigError, UpstreamError
+from connector.integrations._run import source_facts, summary
 from connector.sources import open_reader
 from connector.sources.dbt_profiles import setup
 from connector.sources.dbt_source import resolve_dbt
@@ -329,6 +331,12 @@ def test_dbt_target_variable_chooses_the_target_and_the_run_says_which(
         assert (event["dbt_target"], event["dbt_target_from"]) == ("prod", "DBT_TARGET")
         assert event["dbt_model"] == "model.shop.good" and event["sync"] == "dbt_sync"
         assert (event["dbt_last_command"], event["dbt_model_status"]) == ("build", "success")
+        # The orchestrator integrations put the same facts into the run summary.
+        monkeypatch.setenv("DBT_TARGET", "prod")
+        monkeypatch.setenv("DBT_PROFILES_DIR", str(project))
+        with source_facts() as facts:
+            result = connector.sync(config_file)
+        assert summary(result, facts)["source"]["dbt_target"] == "prod"
 
     monkeypatch.chdir(project)  # dbt's default profiles dir: the working directory
     monkeypatch.delenv("DBT_PROFILES_DIR", raising=False)
