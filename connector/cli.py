@@ -522,7 +522,8 @@ def demo(ctx: Context, workdir: str) -> None:
 
 @main.group(short_help="dbt integration: exposures for the syncs of dbt models.")
 def dbt() -> None:
-    """dbt integration."""
+    """dbt integration: `target-sync dbt exposures` writes dbt exposures for the syncs that
+    read dbt models, so dbt docs and `dbt ls --select +exposure:NAME` show them."""
 
 
 @dbt.command(short_help="Write dbt exposures (YAML) for the syncs of dbt models.")
