@@ -25,6 +25,7 @@ from airflow.sdk.exceptions import AirflowFailException  # noqa: E402
 
 from connector.integrations.airflow import (  # noqa: E402
     TargetSyncOperator,
+    dbt_model_asset,
     run_sync,
     sync_asset,
 )
@@ -91,6 +92,31 @@ def test_operator_defaults_declare_the_sync_asset(write_config: ConfigWriter) ->
     secret = config.parent / "secret.yaml"
     secret.write_text("name: needs_env\ntarget:\n  client_code: ${NOT_SET_ANYWHERE}\n")
     assert sync_asset(secret).name == "target_sync.needs_env"
+
+
+def test_a_dag_can_be_scheduled_on_the_dbt_models_asset(
+    write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    project = tmp_path / "analytics"
+    project.mkdir()
+    (project / "dbt_project.yml").write_text("name: shop\nprofile: shop\nconfig-version: 2\n")
+    config = write_config(
+        name="vip", source={"type": "dbt", "project_dir": str(project), "model": "vip_customers"}
+    )
+    model = dbt_model_asset(config)
+    assert (model.name, model.uri) == ("dbt.shop.vip_customers", "x-dbt://shop/vip_customers")
+    assert dbt_model_asset(config, uri="postgres://db:5432/shop/public/vip").uri == (
+        "postgres://db:5432/shop/public/vip"
+    )
+    from airflow.providers.standard.operators.empty import EmptyOperator
+
+    with DAG("dbt_build", schedule=None):  # the task running dbt declares the model's asset
+        producer = EmptyOperator(task_id="dbt_build", outlets=[dbt_model_asset(config)])
+    with DAG("vip_after_dbt", schedule=[dbt_model_asset(config)]) as consumer:
+        sync = TargetSyncOperator(config_path=config)
+    # The consumer waits on exactly the asset the producer emits.
+    assert consumer.timetable.asset_condition.objects == tuple(producer.outlets) == (model,)
+    assert sync.outlets == [sync_asset(config)]
 
 
 # --- the real scheduler loop: dag.test() --------------------------------------------------

@@ -65,10 +65,25 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     run(builder / "python", "-m", "pip", "install", "-q", "build")
     # Without --sdist/--wheel, build makes the sdist, then the wheel from the sdist: a file
     # missing from the sdist breaks the wheel.
-    run(builder / "python", "-m", "build", "--outdir", root / "dist", source)
+    output = run(builder / "python", "-m", "build", "--outdir", root / "dist", source)
+    # What `make demo` runs first on a fresh clone: an editable install.
+    output += run(builder / "python", "-m", "pip", "install", "--no-deps", "-e", source)
+    (root / "build-output.txt").write_text(output)
     (sdist,) = (root / "dist").glob("*.tar.gz")
     (wheel,) = (root / "dist").glob("*.whl")
-    return {"root": root, "sdist": sdist, "wheel": wheel}
+    return {"root": root, "sdist": sdist, "wheel": wheel, "output": root / "build-output.txt"}
+
+
+def test_building_and_installing_print_no_packaging_warnings(built: dict[str, Path]) -> None:
+    output = built["output"].read_text()
+    assert "Successfully built" in output and "Successfully installed target-sync" in output
+    for warning in (
+        "Deprecat",  # SetuptoolsDeprecationWarning: license as a table, license classifiers
+        "SetuptoolsWarning",
+        "BuildBackendWarning",  # e.g. setuptools' "Editable installation" notice
+        "Editable install",
+    ):
+        assert warning not in output, output
 
 
 def test_wheel_carries_license_types_and_data_and_publishes_no_dev_tools(
