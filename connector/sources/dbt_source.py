@@ -118,22 +118,16 @@ def resolve(config: SyncConfig) -> SyncConfig:
     return resolution.config
 
 
-def resolve_dbt(
-    config: SyncConfig,
-    environ: Mapping[str, str] | None = None,
-    *,
-    check: bool = True,
-) -> DbtResolution:
+def resolve_dbt(config: SyncConfig, environ: Mapping[str, str] | None = None) -> DbtResolution:
     """Find the project, profile, target and model as dbt does, and check the model's latest
-    build (unless ``check`` is false)."""
+    build (:func:`~connector.sources.dbt_artifacts.check_build`)."""
     assert isinstance(config.source, DbtSource)
     source = config.source
     label = config.label
     found = setup(source, label, _USED_KEYS, environ)
     manifest = load_manifest(found.project_dir, found.project, label)
     node = find_model(source, manifest, found.project.get("name"), label)
-    unchecked = BuildStatus(None, None, None)
-    build = check_build(source, found, manifest, node, label) if check else unchecked
+    build = check_build(source, found, manifest, node, label)
     where = found.describe()
     columns = ", ".join(_quote(c) for c in source.columns) if source.columns else "*"
     sql_relation = relation(node, label, _quote)
