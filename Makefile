@@ -1,5 +1,6 @@
 # `make demo` and `make test` each create or reuse .venv and install what they need from
-# pyproject.toml; a stamp file re-installs only when pyproject.toml changes.
+# pyproject.toml; a stamp file re-installs only when pyproject.toml changes. Development
+# tools are PEP 735 dependency groups (never published): `pip install --group` needs pip 25.1.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -12,14 +13,15 @@ PYTEST_ARGS ?=
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --upgrade 'pip>=25.1'
 
 $(CORE_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --upgrade 'pip>=25.1'
+	$(BIN)/python -m pip install -q -e . --group dev
 	touch $@ $(CORE_STAMP)
 
 demo: $(CORE_STAMP)
@@ -40,4 +42,4 @@ bench-large: $(DEV_STAMP)
 	$(BIN)/python -m bench.run --sizes 1000000,10000000
 
 clean:
-	rm -rf demo-work .target-sync .pytest_cache .mypy_cache .ruff_cache
+	rm -rf demo-work .target-sync .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

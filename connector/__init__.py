@@ -27,6 +27,7 @@ from .errors import (
     TargetFatalError,
     TargetRetriableError,
     TargetSyncError,
+    UpstreamError,
 )
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ __all__ = [
     "TargetFatalError",
     "TargetRetriableError",
     "TargetSyncError",
+    "UpstreamError",
     "load_config",
     "plan",
     "reset",

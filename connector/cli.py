@@ -34,6 +34,9 @@ T = TypeVar("T")
 log = logging.getLogger("connector.cli")
 
 LOG_FORMAT_ENV = "TARGET_SYNC_LOG_FORMAT"
+# Loggers whose INFO lines a person needs in text mode too: which dbt profile and target a
+# run reads, and the model's latest build.
+SHOWN_INFO_LOGGERS = ("connector.sources.dbt_source",)
 EXIT_INTERRUPTED = 130
 INTERRUPTED = "interrupted; the snapshot holds only what Target accepted; rerunning is safe"
 
@@ -149,6 +152,11 @@ def _stop_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, stop)
 
 
+def _show_info_loggers(debug: bool) -> None:
+    for name in SHOWN_INFO_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.INFO)
+
+
 def _set_logging(click_ctx: click.Context, param: click.Parameter, value: Any) -> None:
     """Callback of the per-command copies of --log-format and --debug."""
     if value is None or value is False:
@@ -161,6 +169,7 @@ def _set_logging(click_ctx: click.Context, param: click.Parameter, value: Any) -
     else:
         ctx.debug = True
     configure_logging(debug=ctx.debug, log_format=ctx.log_format)
+    _show_info_loggers(ctx.debug)
 
 
 def _logging_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -181,6 +190,24 @@ def _logging_options(command: Callable[..., Any]) -> Callable[..., Any]:
         expose_value=False,
         callback=_set_logging,
         help="Show tracebacks and debug logs. Same as the global option.",
+    )(command)
+
+
+def _selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--select / --exclude, in dbt's syntax (connector/selection.py)."""
+    command = click.option(
+        "--exclude",
+        multiple=True,
+        metavar="SELECTOR",
+        help="Leave out the configs these selectors match (same syntax as --select).",
+    )(command)
+    return click.option(
+        "--select",
+        "-s",
+        multiple=True,
+        metavar="SELECTOR",
+        help="Only the configs these selectors match: tag:daily, name:vip_* (or a bare name), "
+        "path:configs/crm (or a bare path); spaces mean or, commas mean and.",
     )(command)
 
 
@@ -220,6 +247,7 @@ def main(click_ctx: click.Context, debug: bool, log_format: str) -> None:
     accepted, and sends only the new and changed profiles.
     """
     configure_logging(debug=debug, log_format=log_format)
+    _show_info_loggers(debug)
     click_ctx.obj = Context(debug, log_format)
 
 
@@ -267,6 +295,7 @@ def _load(file: str | Path) -> SyncConfig:
     is_flag=True,
     help="Send even when a guardrail (max_removed_fraction, min_rows) trips.",
 )
+@_selection_options
 @_logging_options
 @click.pass_obj
 def sync(
@@ -276,6 +305,8 @@ def sync(
     out_dir: str | None,
     strict: bool | None,
     force: bool,
+    select: tuple[str, ...],
+    exclude: tuple[str, ...],
 ) -> None:
     """Run the sync of each CONFIG file, or of every *.yaml in a CONFIG folder, in turn.
 
@@ -287,6 +318,9 @@ def sync(
 
     A config's optional notify: section POSTs a JSON summary to a webhook when a run fails
     or leaves rows behind; a failing webhook never changes the run's outcome.
+
+    --select and --exclude choose configs as dbt chooses models: tag:daily, name:vip_*
+    (or a bare name), path:configs/crm (or a bare path); spaces mean or, commas mean and.
     """
     from .operations import attribute_conflicts
     from .render import render_overview
@@ -300,6 +334,8 @@ def sync(
             loaded.append((file, _load(file)))
         except ConfigError as exc:
             loaded.append((file, exc))
+    if select or exclude:
+        loaded = guarded(ctx, lambda: _selected(loaded, select, exclude))
     good = [config for _, config in loaded if not isinstance(config, ConfigError)]
     clash = _name_clashes(good)
     if clash:
@@ -343,6 +379,25 @@ def _name_clashes(configs: list[SyncConfig]) -> str | None:
                 "state.path). Nothing was run"
             )
     return None
+
+
+def _selected(
+    loaded: list[tuple[Path, SyncConfig | ConfigError]],
+    select: tuple[str, ...],
+    exclude: tuple[str, ...],
+) -> list[tuple[Path, SyncConfig | ConfigError]]:
+    """The loaded configs that --select picks and --exclude leaves (connector/selection.py)."""
+    from .selection import Candidate
+    from .selection import select as pick
+
+    candidates = [
+        Candidate(file)
+        if isinstance(config, ConfigError)
+        else Candidate(file, config.name, config.tags)
+        for file, config in loaded
+    ]
+    kept = {id(candidate) for candidate in pick(candidates, select, exclude)}
+    return [item for item, c in zip(loaded, candidates, strict=True) if id(c) in kept]
 
 
 def _run_one(
@@ -506,3 +561,52 @@ def demo(ctx: Context, workdir: str) -> None:
 
     code = guarded(ctx, lambda: run_demo(Path(workdir)))
     sys.exit(code)
+
+
+@main.group(short_help="dbt integration: exposures for the syncs of dbt models.")
+def dbt() -> None:
+    """dbt integration: `target-sync dbt exposures` writes dbt exposures for the syncs that
+    read dbt models, so dbt docs and `dbt ls --select +exposure:NAME` show them."""
+
+
+@dbt.command(short_help="Write dbt exposures (YAML) for the syncs of dbt models.")
+@click.argument("configs", nargs=-1, required=True, type=click.Path())
+@click.option("--owner-name", help="The exposures' owner, for configs that name none.")
+@click.option("--owner-email", help="The owner's email, for configs that name none.")
+@_selection_options
+@_logging_options
+@click.pass_obj
+def exposures(
+    ctx: Context,
+    configs: tuple[str, ...],
+    owner_name: str | None,
+    owner_email: str | None,
+    select: tuple[str, ...],
+    exclude: tuple[str, ...],
+) -> None:
+    """Print dbt exposures for the syncs of CONFIGS (files or folders) that read a dbt model:
+
+    \b
+        target-sync dbt exposures configs/ --owner-email crm@example.com \\
+            > models/exposures.yml
+
+    Each is an exposure of type application named after its sync, depending on the model
+    (dbt ls --select +exposure:NAME lists what feeds it). The owner comes from a config's
+    source.exposure.owner, else from --owner-name/--owner-email.
+    """
+    from .config import ExposureOwner
+    from .integrations.dbt import exposures_yaml
+
+    def build() -> str:
+        loaded: list[tuple[Path, SyncConfig | ConfigError]] = [
+            (file, _load(file)) for file in _config_files(configs)
+        ]
+        if select or exclude:
+            loaded = _selected(loaded, select, exclude)
+        owner = None
+        if owner_name or owner_email:
+            owner = ExposureOwner(name=owner_name, email=owner_email)
+        chosen = [config for _, config in loaded if not isinstance(config, ConfigError)]
+        return exposures_yaml(chosen, owner)
+
+    click.echo(guarded(ctx, build), nl=False)

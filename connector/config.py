@@ -13,7 +13,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -128,17 +128,128 @@ class SqlAlchemySource(_QuerySource):
     url: SecretStr
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)")
+_DURATION_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def _duration(value: Any) -> Any:
+    """``"24h"``, ``"90m"``, ``"1d12h"``, ``"2w"`` (or a number of seconds) as a timedelta."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return value
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    text = value.strip().lower()
+    parts = _DURATION.findall(text)
+    if not parts or _DURATION.sub("", text).strip():
+        raise ValueError(
+            f"'{value}' is not a duration; write a number and a unit: s, m, h, d or w "
+            "(e.g. 24h, 90m, 1d12h)"
+        )
+    total = timedelta()
+    for number, unit in parts:
+        total += timedelta(**{_DURATION_UNITS[unit]: float(number)})
+    if total <= timedelta():
+        raise ValueError("must be longer than zero")
+    return total
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+MetaValue = str | int | float | bool
+
+
+class ExposureOwner(_Frozen):
+    """Who owns a sync, as dbt's exposures name an owner (name, email or both)."""
+
+    name: str | None = Field(None, min_length=1, description="The owner's name.")
+    email: str | None = Field(None, min_length=3, description="The owner's email address.")
+
+    @model_validator(mode="after")
+    def _someone(self) -> ExposureOwner:
+        if self.name is None and self.email is None:
+            raise ValueError("give the owner a name or an email (or both)")
+        return self
+
+
+class DbtExposure(_Frozen):
+    """How ``target-sync dbt exposures`` describes this sync to dbt."""
+
+    name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The exposure's name in dbt (default: the sync's name, with every "
+        "character other than letters, digits and _ replaced by _).",
+    )
+    owner: ExposureOwner | None = Field(
+        None, description="The exposure's owner (default: the command's --owner-* options)."
+    )
+    description: str | None = Field(
+        None, description="The exposure's description (default: which attributes it sends)."
+    )
+    url: str | None = Field(None, description="A link for dbt docs, e.g. a runbook.")
+    maturity: Literal["low", "medium", "high"] | None = Field(
+        None, description="dbt's exposure maturity."
+    )
+
+
 class DbtSource(_Frozen):
-    """A dbt model, resolved through the project's ``target/manifest.json``."""
+    """A dbt model, resolved through the project's ``target/manifest.json``.
+
+    The project, profiles folder, profile and target are found as dbt finds them: the keys
+    here (dbt's flags), then ``DBT_PROJECT_DIR``, ``DBT_PROFILES_DIR``, ``DBT_PROFILE``,
+    ``DBT_TARGET``, then dbt's defaults.
+    """
 
     type: Literal["dbt"]
-    project_dir: RelPath
-    model: str
-    profiles_dir: RelPath | None = None
-    profile: str | None = None
-    target: str | None = None
-    columns: list[str] | None = None
-    batch_size: int = Field(100_000, ge=1_000, le=1_000_000)
+    project_dir: RelPath | None = Field(
+        None,
+        description="The dbt project folder (default: $DBT_PROJECT_DIR, else the nearest "
+        "folder holding dbt_project.yml from the working directory up, as dbt does).",
+    )
+    model: str | None = Field(
+        None, min_length=1, description="The model: name, package.name or unique id."
+    )
+    meta: dict[str, MetaValue] | None = Field(
+        None,
+        min_length=1,
+        description="Instead of model: the one model whose meta holds all these entries "
+        "(a list value in the model's meta matches any of its items).",
+    )
+    profiles_dir: RelPath | None = Field(
+        None,
+        description="The folder of profiles.yml (default: $DBT_PROFILES_DIR, else the working "
+        "directory if it has profiles.yml, else ~/.dbt).",
+    )
+    profile: str | None = Field(
+        None, description="The dbt profile (default: $DBT_PROFILE, else dbt_project.yml's)."
+    )
+    target: str | None = Field(
+        None, description="The profile's target (default: $DBT_TARGET, else the profile's)."
+    )
+    columns: list[str] | None = Field(
+        None, description="Read only these columns of the model (default: all)."
+    )
+    batch_size: int = Field(
+        100_000, ge=1_000, le=1_000_000, description="Rows per Arrow batch read from the model."
+    )
+    allow_failed_build: bool = Field(
+        False,
+        description="Sync even when dbt's latest run of the model (target/run_results.json) "
+        "errored or was skipped, or a test on it failed: the previous table is read.",
+    )
+    max_age: Duration | None = Field(
+        None,
+        description="Refuse to sync when the model's last successful build in "
+        "target/run_results.json is older than this (e.g. 24h, 90m, 1d12h).",
+    )
+    exposure: DbtExposure | None = Field(
+        None, description="How `target-sync dbt exposures` describes this sync."
+    )
+
+    @model_validator(mode="after")
+    def _one_model(self) -> DbtSource:
+        if (self.model is None) == (self.meta is None):
+            raise ValueError("give exactly one of 'model' or 'meta'")
+        return self
 
 
 Source = Annotated[
@@ -308,6 +419,17 @@ class StateConfig(_Frozen):
     keep_values: bool = True
 
 
+def _check_tag(tag: str) -> str:
+    # Selection syntax splits on spaces and commas, and ":" introduces a method (tag:daily).
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", tag):
+        raise ValueError(
+            f"tag {tag!r}: use letters, digits, '_', '.' and '-' only (no spaces, commas or ':')"
+        )
+    return tag
+
+
+SyncTag = Annotated[str, AfterValidator(_check_tag)]
+
 NotifyWhen = Literal["failure", "rejects", "failed_rows", "always"]
 
 
@@ -373,6 +495,10 @@ class SyncConfig(_Frozen):
     max_removed_fraction: float | None = Field(DEFAULT_MAX_REMOVED_FRACTION, ge=0, le=1)
     min_rows: int | None = Field(None, ge=0)
     notify: NotifyConfig | None = None
+    tags: tuple[SyncTag, ...] = Field(
+        (),
+        description="Labels for selecting syncs: `target-sync sync configs/ --select tag:daily`.",
+    )
     config_path: Path | None = Field(None, exclude=True)
     # The 1-based line of each key path of the file, for messages (set by parse_config).
     key_lines: dict[tuple[str, ...], int] = Field(default_factory=dict, exclude=True, repr=False)

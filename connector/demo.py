@@ -1,8 +1,9 @@
 """``target-sync demo``: the whole path on the embedded default, in a minute.
 
-Builds a small DuckDB warehouse from ``sql/demo_warehouse.sql``, starts the Target emulator on
-loopback, runs ``configs/demo.yaml`` against it, changes a few rows with
-``sql/demo_changes.sql``, runs again, and shows that only those profiles were sent.
+Builds a small DuckDB warehouse from ``demo_data/warehouse.sql``, starts the Target emulator on
+loopback, runs ``demo_data/demo.yaml`` against it, changes a few rows with
+``demo_data/changes.sql``, runs again, and shows that only those profiles were sent. The
+``demo_data`` folder ships inside the package, so the demo runs from an installed wheel too.
 """
 
 from __future__ import annotations
@@ -16,32 +17,25 @@ import duckdb
 
 from .config import load_config
 from .emulator import Emulator
-from .errors import ConfigError
 from .pipeline import sync
 from .result import EXIT_OK, SyncResult
 
-ROOT = Path(__file__).resolve().parent.parent
+DEMO_DATA = Path(__file__).resolve().parent / "demo_data"
 
 
-def _asset(relative: str) -> Path:
-    path = ROOT / relative
-    if not path.exists():
-        raise ConfigError(
-            f"demo: {relative} not found next to the package; the demo runs from a source "
-            "checkout (git clone, then make demo)"
-        )
-    return path
+def _asset(name: str) -> Path:
+    return DEMO_DATA / name
 
 
 def run_demo(workdir: Path) -> int:
     """Run the demo in ``workdir`` (recreated); returns the exit code."""
-    config_path = _asset("configs/demo.yaml")
+    config_path = _asset("demo.yaml")
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     warehouse = workdir / "warehouse.duckdb"
     with duckdb.connect(str(warehouse)) as con:
-        con.execute(_asset("sql/demo_warehouse.sql").read_text())
+        con.execute(_asset("warehouse.sql").read_text(encoding="utf-8"))
         customers = con.execute("SELECT count(*) FROM customers WHERE is_active").fetchall()[0][0]
     click.echo(f"1. built a demo warehouse with {customers:,} active customers: {warehouse}")
 
@@ -61,7 +55,7 @@ def run_demo(workdir: Path) -> int:
         _show("4. second sync, nothing changed", second, emulator)
 
         with duckdb.connect(str(warehouse)) as con:
-            con.execute(_asset("sql/demo_changes.sql").read_text())
+            con.execute(_asset("changes.sql").read_text(encoding="utf-8"))
         click.echo("5. changed the warehouse: 3 tier upgrades, 1 move, 2 new customers")
         third = sync(config)
         _show("6. third sync", third, emulator)

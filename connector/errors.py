@@ -6,6 +6,7 @@
     ├── ConfigError                 fix the YAML or the environment, then rerun (exit 2)
     │   └── MissingExtraError       install the named extra (exit 2)
     ├── SourceError                 the warehouse query failed or returned unusable data (exit 1)
+    │   └── UpstreamError           dbt's latest build of the model failed or is too old (exit 1)
     ├── StateError                  the state file is unusable (exit 1)
     │   └── LockedError             another run holds the lock; wait for it (exit 1)
     ├── GuardrailError              the run looks like a broken upstream; --force to send (exit 1)
@@ -52,6 +53,11 @@ class MissingExtraError(ConfigError):
 
 class SourceError(TargetSyncError):
     """The warehouse could not be reached, or its query failed."""
+
+
+class UpstreamError(SourceError):
+    """dbt's latest run of the model errored or was skipped, a test on it failed, or its last
+    successful build is older than ``max_age``: nothing was read or sent."""
 
 
 class StateError(TargetSyncError):

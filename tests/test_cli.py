@@ -51,6 +51,7 @@ def test_every_command_and_option_has_help_text_that_help_shows() -> None:
         "reset",
         "emulator",
         "demo",
+        "dbt",
     }
     for name, command in main.commands.items():
         assert command.help and len(command.help.strip()) > 20, name

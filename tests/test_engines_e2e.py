@@ -462,7 +462,8 @@ def test_dbt_model_by_name_end_to_end(
         attributes=attributes,
         file_name="dbt.yaml",
     )
-    env = {"TS_E2E_DBT_PATH": str(database), "DBT_PROFILES_DIR": ""}
+    # dbt finds profiles.yml in the working directory or DBT_PROFILES_DIR, as here.
+    env = {"TS_E2E_DBT_PATH": str(database), "DBT_PROFILES_DIR": str(project)}
     cli = run_cli("sync", config, env=env)
     assert cli.returncode == 0, cli.stderr[-2000:]
 

@@ -4,7 +4,6 @@ the Target emulator and a webhook served on loopback; no mocks of our code."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -12,7 +11,6 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -474,25 +472,7 @@ def test_notify_config_is_checked(write_config: ConfigWriter, tmp_path: Path) ->
     assert HOOK_TOKEN not in repr(connector.load_config(secret))
 
 
-# -- the Python API and the orchestrator examples -----------------------------------------
-
-
-def _load_example(name: str, env: dict[str, str]) -> ModuleType:
-    """Import examples/NAME.py fresh, with ``env`` set while it loads."""
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
-        spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    return module
+# -- the Python API and the cron example (orchestrators: tests/test_integrations_*.py) ------
 
 
 def test_python_api_returns_the_summary_and_raises_the_projects_errors(
@@ -521,69 +501,6 @@ def test_python_api_returns_the_summary_and_raises_the_projects_errors(
     down = write_config(name="down", target={"max_attempts": 1}, file_name="down.yaml")
     with pytest.raises(connector.TargetRetriableError):
         connector.sync(down)
-
-
-def test_airflow_example_sync_function_runs_against_the_emulator(
-    emulator: Emulator, warehouse, write_config: ConfigWriter
-) -> None:
-    warehouse(CUSTOMERS.format(n=30))
-    config = write_config(emulator=emulator)
-    module = _load_example("airflow_dag", {"TARGET_SYNC_CONFIGS": str(config.parent)})
-    summary = module.run_sync(config)
-    json.dumps(summary)  # XCom-able
-    assert (summary["sent"], summary["outcome"]) == (30, "delivered")
-    assert len(emulator.profiles()) == 30
-    warehouse(BAD_ROWS)
-    assert module.run_sync(config)["exit_code"] == 3  # rows left behind: no failure by default
-    with pytest.raises(connector.TargetSyncError):
-        module.run_sync(config, fail_on_rejects=True)
-
-
-def test_dagster_example_sync_function_runs_against_the_emulator(
-    emulator: Emulator, warehouse, write_config: ConfigWriter
-) -> None:
-    warehouse(CUSTOMERS.format(n=30))
-    config = write_config(emulator=emulator)
-    module = _load_example("dagster_asset", {"TARGET_SYNC_CONFIGS": str(config.parent)})
-    result = module.run_sync(config)
-    meta = module.metadata(result)
-    assert (meta["sent"], meta["batches"], meta["outcome"]) == (30, 1, "delivered")
-    assert meta["bytes_sent"] == len(emulator.uploads[0].body)
-
-
-def test_airflow_dag_when_airflow_is_installed(
-    emulator: Emulator, warehouse, write_config: ConfigWriter
-) -> None:
-    pytest.importorskip("airflow", reason="Airflow is an optional orchestrator, not installed")
-    warehouse(CUSTOMERS.format(n=12))
-    first = write_config(emulator=emulator, name="first", file_name="a.yaml")
-    second = write_config(emulator=emulator, name="second", file_name="b.yaml")
-    module = _load_example("airflow_dag", {"TARGET_SYNC_CONFIGS": str(first.parent)})
-    dag = module.target_sync_dag
-    assert dag.dag_id == "target_sync"
-    assert sorted(dag.task_ids) == ["sync_a", "sync_b"]
-    assert dag.get_task("sync_b").upstream_task_ids == {"sync_a"}  # chained, not parallel
-    for task_id, path in (("sync_a", first), ("sync_b", second)):
-        summary = dag.get_task(task_id).python_callable(str(path))
-        assert summary["sent"] == 12
-    assert len(emulator.uploads) == 2
-
-
-def test_dagster_asset_when_dagster_is_installed(
-    emulator: Emulator, warehouse, write_config: ConfigWriter
-) -> None:
-    dg = pytest.importorskip("dagster", reason="Dagster is an optional orchestrator, not installed")
-    warehouse(CUSTOMERS.format(n=12))
-    config = write_config(emulator=emulator, name="vip", file_name="vip.yaml")
-    module = _load_example("dagster_asset", {"TARGET_SYNC_CONFIGS": str(config.parent)})
-    assert [key.to_user_string() for key in module.defs.resolve_all_asset_keys()] == [
-        "target_profiles_vip"
-    ]
-    outcome = dg.materialize([module.target_sync_asset(config)])
-    assert outcome.success
-    (materialization,) = outcome.asset_materializations_for_node("target_profiles_vip")
-    assert materialization.metadata["sent"].value == 12
-    assert len(emulator.profiles()) == 12
 
 
 def test_crontab_example_line_runs_as_written(

@@ -44,3 +44,18 @@ def test_config_example_in_readme_is_valid(tmp_path: Path) -> None:
     assert config.target.client_code == "acme"
     assert config.attributes["lifetimeValue"].null == "0"
     assert config.state.path == (configs / ".target-sync/state.duckdb").resolve()
+
+
+def test_dbt_source_example_in_readme_is_valid(tmp_path: Path) -> None:
+    example = re.search(r"### dbt\n\n```yaml\n(.*?)```", README, re.S)
+    assert example is not None
+    text = (
+        "name: vip_customers\n"
+        + example.group(1)
+        + "identity: {column: customer_id}\nattributes: {tier: tier}\n"
+        + "target: {client_code: acme}\n"
+    )
+    config = parse_config(text, tmp_path / "configs" / "vip.yaml", {})
+    assert config.source.type == "dbt"
+    assert config.source.model == "vip_customers" and config.source.max_age is not None
+    assert config.source.exposure is not None and config.source.exposure.owner is not None

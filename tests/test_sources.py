@@ -950,7 +950,7 @@ def dbt_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 def test_dbt_model_rows(tmp_path: Path, dbt_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TS_DBT_DUCKDB_PATH", str(dbt_project / "warehouse.duckdb"))
-    monkeypatch.delenv("DBT_PROFILES_DIR", raising=False)
+    monkeypatch.setenv("DBT_PROFILES_DIR", str(dbt_project))
     source = {"type": "dbt", "project_dir": str(dbt_project), "model": "vip_customers"}
     table, _ = read(make_config(tmp_path, source))
     assert table.sort_by("customer_id").to_pylist() == [
@@ -967,7 +967,12 @@ def test_dbt_missing_model_lists_close_names(
     tmp_path: Path, dbt_project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TS_DBT_DUCKDB_PATH", str(dbt_project / "warehouse.duckdb"))
-    source = {"type": "dbt", "project_dir": str(dbt_project), "model": "vip_customer"}
+    source = {
+        "type": "dbt",
+        "project_dir": str(dbt_project),
+        "profiles_dir": str(dbt_project),
+        "model": "vip_customer",
+    }
     with pytest.raises(ConfigError) as caught:
         read(make_config(tmp_path, source))
     message = assert_one_line_error(caught.value)
@@ -979,10 +984,22 @@ def test_dbt_missing_env_var(
     tmp_path: Path, dbt_project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("TS_DBT_DUCKDB_PATH", raising=False)
+    monkeypatch.setenv("DBT_PROFILES_DIR", str(dbt_project))
     source = {"type": "dbt", "project_dir": str(dbt_project), "model": "vip_customers"}
     with pytest.raises(ConfigError) as caught:
         read(make_config(tmp_path, source))
     assert "TS_DBT_DUCKDB_PATH" in assert_one_line_error(caught.value)
+
+
+def dbt_source(project: Path, model: str, **keys: Any) -> dict[str, Any]:
+    """A dbt source reading ``model`` of ``project``, whose profiles.yml is in the project."""
+    return {
+        "type": "dbt",
+        "project_dir": str(project),
+        "profiles_dir": str(project),
+        "model": model,
+        **keys,
+    }
 
 
 def test_dbt_missing_manifest(tmp_path: Path) -> None:
@@ -990,7 +1007,7 @@ def test_dbt_missing_manifest(tmp_path: Path) -> None:
         tmp_path / "project", {"type": "duckdb", "path": "wh.duckdb"}, {"m": "select 1 as id"}
     )
     with pytest.raises(ConfigError) as caught:
-        read(make_config(tmp_path, {"type": "dbt", "project_dir": str(project), "model": "m"}))
+        read(make_config(tmp_path, dbt_source(project, "m")))
     message = assert_one_line_error(caught.value)
     assert "manifest.json" in message and "dbt compile" in message and "dbt build" in message
 
@@ -1001,7 +1018,7 @@ def test_dbt_unsupported_adapter(tmp_path: Path) -> None:
     )
     write_manifest(project, {"m": "`proj`.`ds`.`m`"})
     with pytest.raises(ConfigError) as caught:
-        read(make_config(tmp_path, {"type": "dbt", "project_dir": str(project), "model": "m"}))
+        read(make_config(tmp_path, dbt_source(project, "m")))
     assert "'bigquery'" in assert_one_line_error(caught.value)
 
 
@@ -1027,7 +1044,7 @@ def test_dbt_postgres_profile(
         {"vip": "select 1"},
     )
     write_manifest(project, {"vip": f'"test"."{schema}"."vip"'})
-    config = make_config(tmp_path, {"type": "dbt", "project_dir": str(project), "model": "vip"})
+    config = make_config(tmp_path, dbt_source(project, "vip"))
     resolved = resolve(config)
     assert resolved.source.type == "sqlalchemy"
     table, _ = read(config)
@@ -1054,6 +1071,6 @@ def test_dbt_snowflake_profile(tmp_path: Path, snow: Snow, monkeypatch: pytest.M
         {"vip": "select 5 as id"},
     )
     write_manifest(project, {"vip": f"{snow.database}.PUBLIC.VIP"})
-    source = {"type": "dbt", "project_dir": str(project), "model": "vip", "columns": ["id"]}
+    source = dbt_source(project, "vip", columns=["id"])
     table, _ = read(make_config(tmp_path, source))
     assert table.to_pylist() == [{"ID": 5}]
