@@ -190,6 +190,8 @@ def _alive(holder: dict[str, Any]) -> bool:
     """Whether the run a sidecar names is still alive (a killed run leaves its sidecar)."""
     if holder.get("host") not in (None, socket.gethostname()):
         return True  # another host's process: it cannot be checked from here
+    if os.name == "nt":
+        return True  # os.kill(pid, 0) would terminate the process on Windows
     try:
         os.kill(int(holder["pid"]), 0)
     except ProcessLookupError:
