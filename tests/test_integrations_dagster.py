@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from connector.emulator import Emulator
-from connector.lock import StateLock
+from connector.lock import RunLock
 
 from .conftest import CUSTOMERS, ConfigWriter
 
@@ -118,7 +118,7 @@ def test_a_run_meeting_a_held_lock_is_retried_and_every_sync_asset_is_in_one_poo
     other = target_sync_asset(write_config(emulator=emulator, name="web", file_name="web.yaml"))
     assert asset.op.pool == other.op.pool == POOL
     state = Path(yaml.safe_load(config.read_text())["state"]["path"])
-    with StateLock(state, "another run"):
+    with RunLock(state, "another run"):
         locked = dg.materialize([asset], raise_on_error=False)
     assert not locked.success and retries(locked) == 1
     assert dg.materialize([asset]).success  # the lock is free again
