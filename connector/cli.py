@@ -377,13 +377,18 @@ def plan(ctx: Context, config: str, as_json: bool, samples: int) -> None:
         render_plan(report)
 
 
-@main.command(short_help="Check the config, source columns and types, Target reachability.")
+@main.command(short_help="Check the config, source columns and types, and Target's answer.")
 @click.argument("config", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON on stdout.")
 @_logging_options
 @click.pass_obj
 def validate(ctx: Context, config: str, as_json: bool) -> None:
-    """Check CONFIG, the source's columns and types, and that Target is reachable."""
+    """Check CONFIG, the source's columns and types, and ask Target (uploading nothing)
+    whether it knows the client code and accepts the token.
+
+    Exits 0 when a sync would get through; 1 when Target is unreachable, does not know the
+    client code, or refuses (or misses) the token; 2 for a config or mapping error.
+    """
     from .operations import validate as run_validate
     from .render import render_validate
 
@@ -393,6 +398,14 @@ def validate(ctx: Context, config: str, as_json: bool) -> None:
         click.echo(json.dumps(report, indent=2))
     else:
         render_validate(report)
+    if report["exit_code"] != EXIT_OK:
+        _fail(
+            ctx,
+            f"{loaded.label}: Target check failed: {report['target']['status']}; a sync would fail",
+            report["exit_code"],
+            sync=loaded.name,
+            error="TargetCheckFailed",
+        )
 
 
 @main.command(short_help="Last runs, pending batches, failed rows, rejects.")

@@ -485,4 +485,6 @@ def render_validate(report: dict[str, Any]) -> None:
             f"  {attr['attribute']}: {attr['column'] or 'static'} ({attr['type']}), "
             f"sent as {attr['serialized_as']}{null}"
         )
-    click.echo(f"  target: {report['target']['url']}: {report['target']['status']}")
+    target = report["target"]
+    mark = "OK" if target["ok"] else "FAILED"
+    click.echo(f"  target: {target['url']}: {mark}: {target['status']}")

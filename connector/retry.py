@@ -144,6 +144,7 @@ class RetryPolicy:
                         f"{what} failed after {attempt} attempt(s) in {spent:.1f}s; "
                         f"last error: {exc}; gave up: {budget}",
                         exc.retry_after,
+                        exc.http_status,
                     ) from None
                 # str(exc): a log record holding the exception would keep its frames alive.
                 log.warning(

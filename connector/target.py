@@ -58,6 +58,24 @@ class UploadReceipt:
     http_status: int
 
 
+# The batch id `validate` asks about: Target knows no such batch.
+PROBE_BATCH_ID = "target-sync-validate"
+
+
+@dataclass(frozen=True)
+class Reachability:
+    """What Target said to ``validate``'s check, and whether a sync would get through.
+
+    ``check`` is one of ``accepted``, ``wrong_client_code``, ``token_missing``,
+    ``token_refused``, ``busy``, ``unreachable``, ``unexpected``.
+    """
+
+    check: str
+    ok: bool
+    message: str
+    http_status: int | None = None
+
+
 @dataclass(frozen=True)
 class BatchStatus:
     """What a batch status call said."""
@@ -305,6 +323,84 @@ class TargetClient:
             once, what, sleep=self._sleep, clock=self._clock, on_retry=self._on_retry
         )
 
+    def probe(self) -> Reachability:
+        """Ask Target whether it knows the client code and accepts the token, uploading
+        nothing: read the status of a batch that does not exist.
+
+        Target answers a known client's status call with its XML (for an unknown batch:
+        an unknown status) once the token passed; 401/403 mean the token is missing, wrong
+        or expired; 404 without Target's XML means no such client code (or a base URL that
+        is not Target). Busy answers and network failures are retried by the client's
+        policy; a TLS failure is not.
+        """
+        what = f"{self.label}: the Target check"
+        url = batch_status_url(self.config)
+        client = self.config.client_code
+        try:
+            response = self.retry.run(
+                lambda: self._call("GET", url, what, params={"batchId": PROBE_BATCH_ID}),
+                what,
+                sleep=self._sleep,
+                clock=self._clock,
+                on_retry=self._on_retry,
+            )
+        except TargetRetriableError as exc:
+            if exc.http_status is not None:
+                return Reachability(
+                    "busy",
+                    False,
+                    f"reachable, but Target stayed busy (HTTP {exc.http_status}) through "
+                    f"{self.retry.max_attempts} attempt(s); client code and token not confirmed, "
+                    "try again later",
+                    exc.http_status,
+                )
+            return Reachability("unreachable", False, f"unreachable ({exc})")
+        except TargetFatalError as exc:
+            return Reachability("unreachable", False, f"unreachable ({exc})")
+        status = response.status_code
+        if status in (401, 403):
+            if self._token is None:
+                return Reachability(
+                    "token_missing",
+                    False,
+                    f"reachable, but Target requires a bearer token (HTTP {status}) and "
+                    'target.auth_token is not set; "Require Authentication" is on in Target '
+                    "(Administration > Implementation > Profile API): set the token",
+                    status,
+                )
+            return Reachability(
+                "token_refused",
+                False,
+                f"reachable, but Target refused the configured token (HTTP {status}): it is "
+                "wrong, expired, or was regenerated since; copy the current one into "
+                "target.auth_token",
+                status,
+            )
+        if _is_target_xml(response):
+            token = "the token accepted" if self._token else "no token needed"
+            return Reachability(
+                "accepted",
+                True,
+                f"reachable; client code '{client}' known, {token} (HTTP {status})",
+                status,
+            )
+        if status == 404:
+            where = "; or target.base_url does not point at Target" if self.config.base_url else ""
+            return Reachability(
+                "wrong_client_code",
+                False,
+                f"reachable, but Target does not know client code '{client}' (HTTP 404 for "
+                f"{urlsplit(url).path}): check target.client_code{where}",
+                status,
+            )
+        return Reachability(
+            "unexpected",
+            False,
+            f"reachable, but the answer is not Target's (HTTP {status}, no Target XML): "
+            "check target.base_url",
+            status,
+        )
+
     def _call(
         self,
         method: str,
@@ -355,7 +451,9 @@ class TargetClient:
         )
         if retriable_status(response.status_code):
             raise TargetRetriableError(
-                f"HTTP {response.status_code}", _retry_after(response.headers.get("Retry-After"))
+                f"HTTP {response.status_code}",
+                _retry_after(response.headers.get("Retry-After")),
+                response.status_code,
             )
         if response.is_redirect:
             where = urlsplit(urljoin(url, response.headers.get("Location", ""))).netloc
@@ -509,6 +607,14 @@ def _xml(response: requests.Response, what: str) -> ET.Element:
         raise TargetFatalError(
             f"Target answered {what} with HTTP {response.status_code} and no XML ({snippet!r})"
         ) from None
+
+
+def _is_target_xml(response: requests.Response) -> bool:
+    """Whether an answer is one of Target's XML ``<response>`` documents."""
+    try:
+        return ET.fromstring(response.content).tag == "response"
+    except ET.ParseError:
+        return False
 
 
 def _parse_upload_answer(response: requests.Response, what: str) -> tuple[bool, str, str]:
