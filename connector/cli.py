@@ -11,6 +11,7 @@ Heavy modules (duckdb, pyarrow, the warehouse drivers) are imported inside the c
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -454,10 +455,45 @@ def reset(ctx: Context, config: str, yes: bool) -> None:
 @_logging_options
 @click.pass_obj
 def emulator(ctx: Context, host: str, port: int, client_code: str) -> None:
-    """Run the local Target emulator (for demos and development) until interrupted."""
-    from .emulator import serve_forever
+    """Run the local Target emulator (for demos and development) until interrupted.
 
-    guarded(ctx, lambda: serve_forever(host=host, port=port, client_code=client_code))
+    Once it listens, prints one line on stdout with its URL (the actual port with --port 0),
+    to use as target.base_url; then one line per request on stderr (a JSON object each
+    under --log-format json). Fault switches are set with POST /_emulator/faults.
+    """
+    from .emulator import Emulator, serve_forever
+    from .logs import show_request_log
+
+    show_request_log("connector.emulator", ctx.log_format)
+
+    def ready(emu: Emulator) -> None:
+        click.echo(
+            f"Target emulator for client '{emu.client_code}' listening on {emu.base_url} "
+            "(Ctrl+C to stop)"
+        )
+
+    def run() -> None:
+        try:
+            serve_forever(host=host, port=port, client_code=client_code, on_ready=ready)
+        except OSError as exc:  # binding the port: the only OSError that reaches here
+            _fail(ctx, _cannot_listen(host, port, exc), EXIT_FAILED, error=type(exc).__name__)
+
+    guarded(ctx, run)
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> str:
+    """One line saying why the emulator cannot listen, and what to do."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        advice = "another program uses it (another emulator?); choose another --port, or --port 0"
+        return f"the emulator cannot listen on {where}: the port is in use; {advice}"
+    if exc.errno == errno.EACCES:
+        return (
+            f"the emulator cannot listen on {where}: permission denied (ports below 1024 need "
+            "privileges); choose a port above 1024, or --port 0"
+        )
+    reason = exc.strerror or str(exc)
+    return f"the emulator cannot listen on {where}: {reason}; check --host and --port"
 
 
 @main.command(short_help="The whole path on the embedded default: DuckDB + emulator.")
