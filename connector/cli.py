@@ -409,6 +409,88 @@ def validate(ctx: Context, config: str, as_json: bool) -> None:
         )
 
 
+@main.command(short_help="Read a sample back from Target and compare it with the snapshot.")
+@click.argument("config", type=click.Path())
+@click.option(
+    "--sample",
+    default=200,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many synced profiles to read back, drawn at random.",
+)
+@click.option(
+    "--max-mismatch",
+    default=0.005,
+    show_default=True,
+    type=click.FloatRange(min=0, max=1),
+    help="Exit 3 when the share of judged profiles that differ is above this (0.005 = 0.5%).",
+)
+@click.option(
+    "--settle-minutes",
+    default=24 * 60,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="A profile sent less than this long ago that does not match yet is 'too recent', "
+    "not counted (Target takes up to 24 hours to show updates).",
+)
+@click.option("--seed", type=int, default=None, help="Draw the same sample again (any integer).")
+@click.option(
+    "--resend-mismatched",
+    is_flag=True,
+    help="Mark the mismatched and not-found profiles so the next run sends them again "
+    "(takes the run lock; verify changes nothing without it).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@_logging_options
+@click.pass_obj
+def verify(
+    ctx: Context,
+    config: str,
+    sample: int,
+    max_mismatch: float,
+    settle_minutes: float,
+    seed: int | None,
+    resend_mismatched: bool,
+    as_json: bool,
+) -> None:
+    """Read a random sample of the profiles CONFIG synced back from Target (its profile
+    API, with the token when configured, at the configured pace) and compare every attribute
+    sent with a value with what Target holds.
+
+    Reports matched, mismatched (attribute, expected, found), not found, and too recent to
+    judge, with the mismatch rate and its 95% confidence interval. Changes nothing unless
+    --resend-mismatched. Exit codes: 0 the rate is within --max-mismatch; 3 it is over;
+    1 Target or the state file could not be read; 2 usage or config error.
+    """
+    from .render import render_verify
+    from .verify import verify as run_verify
+
+    loaded = guarded(ctx, lambda: _load(config))
+    if not as_json and not ctx.json:
+        calls = loaded.target.calls_per_minute
+        click.echo(
+            f"reading up to {sample:,} profiles of sync '{loaded.name}' back from Target at "
+            f"{calls} calls a minute (about {max(1, round(sample / calls))} min)",
+            err=True,
+        )
+    report = guarded(
+        ctx,
+        lambda: run_verify(
+            loaded,
+            sample=sample,
+            max_mismatch=max_mismatch,
+            settle_minutes=settle_minutes,
+            seed=seed,
+            resend_mismatched=resend_mismatched,
+        ),
+    )
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        render_verify(report)
+    sys.exit(report.exit_code)
+
+
 @main.command(short_help="Last runs, pending batches, failed rows, rejects.")
 @click.argument("config", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")

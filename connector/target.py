@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import json
 import logging
 import re
 import socket
@@ -25,7 +26,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from urllib.parse import parse_qs, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, urljoin, urlsplit, urlunsplit
 
 import requests
 import urllib3.exceptions
@@ -142,6 +143,14 @@ def upload_url(config: TargetConfig) -> str:
 def batch_status_url(config: TargetConfig) -> str:
     """The batchStatus URL on the upload host (``validate`` probes it for reachability)."""
     return f"{_client_root(config)}/profile/batchStatus"
+
+
+def profile_url(config: TargetConfig, id_type: str, profile_id: str) -> str:
+    """The profile API URL that reads one profile back (``?client=`` is added per call)."""
+    quoted = quote(profile_id, safe="")
+    if id_type == "thirdPartyId":
+        return f"{base_url(config)}/rest/v1/profiles/thirdPartyId/{quoted}"
+    return f"{base_url(config)}/rest/v1/profiles/{quoted}"
 
 
 def check_transport(url: str, allow_insecure_http: bool, where: str) -> None:
@@ -318,6 +327,43 @@ class TargetClient:
                 return _parse_status_answer(response, what)
             except TargetFatalError as exc:
                 return BatchStatus(state="unknown", message=str(exc))
+
+        return self.retry.run(
+            once, what, sleep=self._sleep, clock=self._clock, on_retry=self._on_retry
+        )
+
+    def read_profile(self, id_type: str, profile_id: str, what: str) -> dict[str, str] | None:
+        """Read one profile back through the profile API: its attributes as
+        ``{name: value}``, or None when Target knows no such profile (HTTP 404).
+
+        Paced and retried like every call. Raises TargetFatalError when Target refuses the
+        token or answers anything else, TargetRetriableError when it stayed busy or
+        unreachable through the retries.
+        """
+        url = profile_url(self.config, id_type, profile_id)
+        params = {"client": self.config.client_code}
+
+        def once() -> dict[str, str] | None:
+            response = self._call("GET", url, what, params=params)
+            self._check_auth(response, what)
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                raise TargetFatalError(f"Target answered {what} with HTTP {response.status_code}")
+            try:
+                data = response.json()
+            except ValueError:
+                raise TargetFatalError(
+                    f"Target answered {what} with HTTP 200 but no JSON profile"
+                ) from None
+            held = data.get("profileAttributes") if isinstance(data, dict) else None
+            if not isinstance(held, dict):
+                return {}
+            return {
+                name: _profile_text(entry.get("value"))
+                for name, entry in held.items()
+                if isinstance(entry, dict) and entry.get("value") is not None
+            }
 
         return self.retry.run(
             once, what, sleep=self._sleep, clock=self._clock, on_retry=self._on_retry
@@ -607,6 +653,14 @@ def _xml(response: requests.Response, what: str) -> ET.Element:
         raise TargetFatalError(
             f"Target answered {what} with HTTP {response.status_code} and no XML ({snippet!r})"
         ) from None
+
+
+def _profile_text(value: object) -> str:
+    """A profile attribute's value as text: Target stores text, but a JSON answer might
+    carry a number or a boolean; they read as the texts that were sent (``true``, ``1.5``)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
 
 
 def _is_target_xml(response: requests.Response) -> bool:
