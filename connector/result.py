@@ -38,12 +38,15 @@ class Event:
         batch_uploaded   seq, kind, batch_id, rows, bytes, http_status, attempts, retries,
                          elapsed
         batch_written    seq, kind, rows, bytes    (dry run)
-        retry            attempt, reason, wait_seconds
+        retry            what, attempt, reason, wait_seconds
         status_start     batches
-        batch_status     batch_id, kind, state, failed, counters
+        batch_status     batch_id, kind, state, failed, reverted, counters
         run_end          everything in SyncResult.to_dict()
-        notify_sent      http_status, reasons
-        notify_failed    error, reasons
+        notify_sent      sent, reasons, http_status, webhook_host
+        notify_failed    sent, reasons, error, webhook_host
+
+    The CLI's JSON log (README, "JSON logs") writes each of these but ``read_progress`` as
+    one object, and adds ``syncs_done``, ``warning``, ``error`` and ``log`` lines.
     """
 
     name: str
