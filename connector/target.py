@@ -375,9 +375,9 @@ class TargetClient:
 
         Target answers a known client's status call with its XML (for an unknown batch:
         an unknown status) once the token passed; 401/403 mean the token is missing, wrong
-        or expired; 404 without Target's XML means no such client code (or a base URL that
-        is not Target). Busy answers and network failures are retried by the client's
-        policy; a TLS failure is not.
+        or expired; 404 without Target's XML and without the batch id asked for means no
+        such client code (or a base URL that is not Target). Busy answers and network
+        failures are retried by the client's policy; a TLS failure is not.
         """
         what = f"{self.label}: the Target check"
         url = batch_status_url(self.config)
@@ -422,7 +422,9 @@ class TargetClient:
                 "target.auth_token",
                 status,
             )
-        if _is_target_xml(response):
+        # Target's XML, or an answer naming the batch asked for, came from the batch lookup
+        # of a client Target knows (some answer an unknown batch with 404).
+        if _is_target_xml(response) or PROBE_BATCH_ID in response.text:
             token = "the token accepted" if self._token else "no token needed"
             return Reachability(
                 "accepted",

@@ -133,3 +133,35 @@ def test_validate_reports_a_busy_target_as_unconfirmed(
     assert report["target"]["check"] == "busy"
     assert "stayed busy (HTTP 503) through 3 attempt(s)" in report["target"]["status"]
     assert emulator.calls == 3
+
+
+@pytest.mark.parametrize(
+    ("answer", "check"),
+    [
+        # Some Targets answer an unknown batch with 404 naming it: the client is known.
+        (b'{"status": 404, "message": "batch target-sync-validate not found"}', "accepted"),
+        (b"<response><status>unknown</status></response>", "accepted"),
+        (b"Not Found", "wrong_client_code"),
+    ],
+)
+def test_a_404_is_told_apart_by_what_it_says(answer: bytes, check: str) -> None:
+    from connector.config import TargetConfig
+    from connector.target import TargetClient
+
+    from .test_network import RawServer
+
+    def reply(index: int, request: bytes, conn: Any) -> None:
+        conn.sendall(
+            b"HTTP/1.1 404 Not Found\r\n"
+            + f"Content-Length: {len(answer)}\r\nConnection: close\r\n\r\n".encode()
+            + answer
+        )
+
+    server = RawServer(reply)
+    try:
+        client = TargetClient(TargetConfig(client_code="demo", base_url=server.base_url), "t")
+        assert client.probe().check == check
+        client.close()
+    finally:
+        server.close()
+    assert b"GET /m2/demo/profile/batchStatus?batchId=target-sync-validate " in server.requests[0]
