@@ -382,9 +382,16 @@ class TargetClient:
         what = f"{self.label}: the Target check"
         url = batch_status_url(self.config)
         client = self.config.client_code
+        attempts = 0
+
+        def once() -> requests.Response:
+            nonlocal attempts
+            attempts += 1
+            return self._call("GET", url, what, params={"batchId": PROBE_BATCH_ID})
+
         try:
             response = self.retry.run(
-                lambda: self._call("GET", url, what, params={"batchId": PROBE_BATCH_ID}),
+                once,
                 what,
                 sleep=self._sleep,
                 clock=self._clock,
@@ -396,7 +403,7 @@ class TargetClient:
                     "busy",
                     False,
                     f"reachable, but Target stayed busy (HTTP {exc.http_status}) through "
-                    f"{self.retry.max_attempts} attempt(s); client code and token not confirmed, "
+                    f"{attempts} attempt(s); client code and token not confirmed, "
                     "try again later",
                     exc.http_status,
                 )
