@@ -276,3 +276,14 @@ def test_nothing_to_verify_before_the_first_sync(
     assert report["sampled"] == 0 and report["mismatch_rate"] is None
     assert report["verdict"] == "nothing to judge: the snapshot is empty"
     assert emulator.calls == 0
+
+
+def test_the_cli_defaults_are_the_librarys() -> None:
+    """The CLI repeats the defaults (importing verify would load DuckDB for --help)."""
+    from connector import verify as module
+    from connector.cli import main
+
+    defaults = {p.name: p.default for p in main.commands["verify"].params}
+    assert defaults["sample"] == module.DEFAULT_SAMPLE
+    assert defaults["max_mismatch"] == module.DEFAULT_MAX_MISMATCH
+    assert defaults["settle_minutes"] == module.DEFAULT_SETTLE_MINUTES
