@@ -7,6 +7,7 @@ The Python API mirrors the CLI::
     report = connector.plan("configs/vip.yaml")          # PlanReport
     connector.status("configs/vip.yaml")                 # dict
     connector.reset("configs/vip.yaml")
+    report = connector.verify("configs/vip.yaml")        # VerifyReport
 
 Failures raise the exceptions of :mod:`connector.errors`. Heavy modules load on first use.
 """
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from .operations import PlanReport, plan, reset, status, validate
     from .pipeline import sync
     from .result import SyncResult
+    from .verify import VerifyReport, verify
 
 __all__ = [
     "ConfigError",
@@ -50,12 +52,14 @@ __all__ = [
     "TargetRetriableError",
     "TargetSyncError",
     "UpstreamError",
+    "VerifyReport",
     "load_config",
     "plan",
     "reset",
     "status",
     "sync",
     "validate",
+    "verify",
 ]
 
 _LAZY = {
@@ -66,6 +70,8 @@ _LAZY = {
     "status": "connector.operations",
     "reset": "connector.operations",
     "validate": "connector.operations",
+    "verify": "connector.verify",
+    "VerifyReport": "connector.verify",
 }
 
 

@@ -12,6 +12,7 @@ Heavy modules (duckdb, pyarrow, the warehouse drivers) are imported inside the c
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -467,13 +468,18 @@ def plan(ctx: Context, config: str, as_json: bool, samples: int) -> None:
         render_plan(report)
 
 
-@main.command(short_help="Check the config, source columns and types, Target reachability.")
+@main.command(short_help="Check the config, source columns and types, and Target's answer.")
 @click.argument("config", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON on stdout.")
 @_logging_options
 @click.pass_obj
 def validate(ctx: Context, config: str, as_json: bool) -> None:
-    """Check CONFIG, the source's columns and types, and that Target is reachable."""
+    """Check CONFIG, the source's columns and types, and ask Target (uploading nothing)
+    whether it knows the client code and accepts the token.
+
+    Exits 0 when a sync would get through; 1 when Target is unreachable, does not know the
+    client code, or refuses (or misses) the token; 2 for a config or mapping error.
+    """
     from .operations import validate as run_validate
     from .render import render_validate
 
@@ -483,6 +489,96 @@ def validate(ctx: Context, config: str, as_json: bool) -> None:
         click.echo(json.dumps(report, indent=2))
     else:
         render_validate(report)
+    if report["exit_code"] != EXIT_OK:
+        _fail(
+            ctx,
+            f"{loaded.label}: Target check failed: {report['target']['status']}; a sync would fail",
+            report["exit_code"],
+            sync=loaded.name,
+            error="TargetCheckFailed",
+        )
+
+
+@main.command(short_help="Read a sample back from Target and compare it with the snapshot.")
+@click.argument("config", type=click.Path())
+@click.option(
+    "--sample",
+    default=200,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many synced profiles to read back, drawn at random.",
+)
+@click.option(
+    "--max-mismatch",
+    default=0.005,
+    show_default=True,
+    type=click.FloatRange(min=0, max=1),
+    help="Exit 3 when the share of judged profiles that differ is above this (0.005 = 0.5%).",
+)
+@click.option(
+    "--settle-minutes",
+    default=24 * 60,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="A profile sent less than this long ago that does not match yet is 'too recent', "
+    "not counted (Target takes up to 24 hours to show updates).",
+)
+@click.option("--seed", type=int, default=None, help="Draw the same sample again (any integer).")
+@click.option(
+    "--resend-mismatched",
+    is_flag=True,
+    help="Mark the mismatched and not-found profiles so the next run sends them again "
+    "(takes the run lock; verify changes nothing without it).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@_logging_options
+@click.pass_obj
+def verify(
+    ctx: Context,
+    config: str,
+    sample: int,
+    max_mismatch: float,
+    settle_minutes: float,
+    seed: int | None,
+    resend_mismatched: bool,
+    as_json: bool,
+) -> None:
+    """Read a random sample of the profiles CONFIG synced back from Target (its profile
+    API, with the token when configured, at the configured pace) and compare every attribute
+    sent with a value with what Target holds.
+
+    Reports matched, mismatched (attribute, expected, found), not found, and too recent to
+    judge, with the mismatch rate and its 95% confidence interval. Changes nothing unless
+    --resend-mismatched. Exit codes: 0 the rate is within --max-mismatch; 3 it is over;
+    1 Target or the state file could not be read; 2 usage or config error.
+    """
+    from .render import render_verify
+    from .verify import verify as run_verify
+
+    loaded = guarded(ctx, lambda: _load(config))
+    if not as_json and not ctx.json:
+        calls = loaded.target.calls_per_minute
+        click.echo(
+            f"reading up to {sample:,} profiles of sync '{loaded.name}' back from Target at "
+            f"{calls} calls a minute (about {max(1, round(sample / calls))} min)",
+            err=True,
+        )
+    report = guarded(
+        ctx,
+        lambda: run_verify(
+            loaded,
+            sample=sample,
+            max_mismatch=max_mismatch,
+            settle_minutes=settle_minutes,
+            seed=seed,
+            resend_mismatched=resend_mismatched,
+        ),
+    )
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        render_verify(report)
+    sys.exit(report.exit_code)
 
 
 @main.command(short_help="Last runs, pending batches, failed rows, rejects.")
@@ -539,10 +635,45 @@ def reset(ctx: Context, config: str, yes: bool) -> None:
 @_logging_options
 @click.pass_obj
 def emulator(ctx: Context, host: str, port: int, client_code: str) -> None:
-    """Run the local Target emulator (for demos and development) until interrupted."""
-    from .emulator import serve_forever
+    """Run the local Target emulator (for demos and development) until interrupted.
 
-    guarded(ctx, lambda: serve_forever(host=host, port=port, client_code=client_code))
+    Once it listens, prints one line on stdout with its URL (the actual port with --port 0),
+    to use as target.base_url; then one line per request on stderr (a JSON object each
+    under --log-format json). Fault switches are set with POST /_emulator/faults.
+    """
+    from .emulator import Emulator, serve_forever
+    from .logs import show_request_log
+
+    show_request_log("connector.emulator", ctx.log_format)
+
+    def ready(emu: Emulator) -> None:
+        click.echo(
+            f"Target emulator for client '{emu.client_code}' listening on {emu.base_url} "
+            "(Ctrl+C to stop)"
+        )
+
+    def run() -> None:
+        try:
+            serve_forever(host=host, port=port, client_code=client_code, on_ready=ready)
+        except OSError as exc:  # binding the port: the only OSError that reaches here
+            _fail(ctx, _cannot_listen(host, port, exc), EXIT_FAILED, error=type(exc).__name__)
+
+    guarded(ctx, run)
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> str:
+    """One line saying why the emulator cannot listen, and what to do."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        advice = "another program uses it (another emulator?); choose another --port, or --port 0"
+        return f"the emulator cannot listen on {where}: the port is in use; {advice}"
+    if exc.errno == errno.EACCES:
+        return (
+            f"the emulator cannot listen on {where}: permission denied (ports below 1024 need "
+            "privileges); choose a port above 1024, or --port 0"
+        )
+    reason = exc.strerror or str(exc)
+    return f"the emulator cannot listen on {where}: {reason}; check --host and --port"
 
 
 @main.command(short_help="The whole path on the embedded default: DuckDB + emulator.")

@@ -45,6 +45,9 @@ MAX_VALUE_CHARS = 256
 # Stop a run that would drop more than this share of the synced profiles (a broken upstream
 # model looks like that); `max_removed_fraction: null` turns the guardrail off.
 DEFAULT_MAX_REMOVED_FRACTION = 0.5
+# Target's documented rate limit for the bulk profile API, shared with its Admin and
+# Reporting APIs.
+TARGET_CALLS_PER_MINUTE = 50
 
 # libyaml's loader when PyYAML has it (ten times faster), else the pure-Python one; both safe.
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -69,9 +72,19 @@ class _Frozen(BaseModel):
 class _QuerySource(_Frozen):
     """A source that runs one SQL query, given inline or in a file."""
 
-    query: str | None = None
-    query_file: RelPath | None = None
-    batch_size: int = Field(100_000, ge=1_000, le=1_000_000)
+    query: str | None = Field(
+        None, description="The SQL query whose rows are synced (or `query_file`)."
+    )
+    query_file: RelPath | None = Field(
+        None,
+        description="A file holding the query, relative to the config file (or `query`).",
+    )
+    batch_size: int = Field(
+        100_000,
+        ge=1_000,
+        le=1_000_000,
+        description="Rows per Arrow batch read from the source (1,000 to 1,000,000).",
+    )
 
     @model_validator(mode="after")
     def _one_query(self) -> _QuerySource:
@@ -96,36 +109,63 @@ class _QuerySource(_Frozen):
 class DuckDBSource(_QuerySource):
     """A DuckDB database file (the embedded default)."""
 
-    type: Literal["duckdb"]
-    database: RelPath
+    type: Literal["duckdb"] = Field(description="`duckdb`: a DuckDB database file.")
+    database: RelPath = Field(
+        description="The DuckDB database file, relative to the config file (read-only)."
+    )
 
 
 class SnowflakeSource(_QuerySource):
     """Snowflake through snowflake-connector-python."""
 
-    type: Literal["snowflake"]
-    connection_name: str | None = None
-    account: str | None = None
-    user: str | None = None
-    password: SecretStr | None = None
-    private_key_file: RelPath | None = None
-    private_key_passphrase: SecretStr | None = None
-    role: str | None = None
-    warehouse: str | None = None
-    database: str | None = None
-    schema_: str | None = Field(None, alias="schema")
+    type: Literal["snowflake"] = Field(description="`snowflake`: a Snowflake account.")
+    connection_name: str | None = Field(
+        None,
+        description="A connection of Snowflake's own `connections.toml`, instead of the "
+        "keys below.",
+    )
+    account: str | None = Field(None, description="Account identifier (`orgname-account`).")
+    user: str | None = Field(None, description="User to log in as.")
+    password: SecretStr | None = Field(
+        None, description="Password (a secret: use `${VAR}`); or `private_key_file`."
+    )
+    private_key_file: RelPath | None = Field(
+        None, description="PEM private key file for key-pair authentication."
+    )
+    private_key_passphrase: SecretStr | None = Field(
+        None, description="Passphrase of an encrypted `private_key_file` (a secret)."
+    )
+    role: str | None = Field(None, description="Role to use; the user's default when unset.")
+    warehouse: str | None = Field(
+        None, description="Virtual warehouse that runs the query; the default when unset."
+    )
+    database: str | None = Field(
+        None, description="Database the query's unqualified names refer to."
+    )
+    schema_: str | None = Field(
+        None, alias="schema", description="Schema the query's unqualified names refer to."
+    )
     # host/port/protocol reach a proxy or a local fake Snowflake server.
-    host: str | None = None
-    port: int | None = None
-    protocol: Literal["https", "http"] | None = None
-    login_timeout: int = 60
+    host: str | None = Field(
+        None, description="Host to connect to instead of the account's (a proxy, a test server)."
+    )
+    port: int | None = Field(None, description="Port for `host`.")
+    protocol: Literal["https", "http"] | None = Field(
+        None, description="Protocol for `host` (`https` by default)."
+    )
+    login_timeout: int = Field(60, description="Seconds to wait for the login.")
 
 
 class SqlAlchemySource(_QuerySource):
     """Any database SQLAlchemy has a dialect for."""
 
-    type: Literal["sqlalchemy"]
-    url: SecretStr
+    type: Literal["sqlalchemy"] = Field(
+        description="`sqlalchemy`: any database with a SQLAlchemy dialect."
+    )
+    url: SecretStr = Field(
+        description="SQLAlchemy URL, e.g. `postgresql+psycopg://user@host/db` (a secret: it "
+        "may hold a password)."
+    )
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)")
@@ -199,7 +239,7 @@ class DbtSource(_Frozen):
     ``DBT_TARGET``, then dbt's defaults.
     """
 
-    type: Literal["dbt"]
+    type: Literal["dbt"] = Field(description="`dbt`: a dbt model, read where dbt built it.")
     project_dir: RelPath | None = Field(
         None,
         description="The dbt project folder (default: $DBT_PROJECT_DIR, else the nearest "
@@ -261,8 +301,12 @@ Source = Annotated[
 class Identity(_Frozen):
     """The column that identifies the visitor, and which Target id it is."""
 
-    column: str
-    type: Literal["thirdPartyId", "pcId"] = "thirdPartyId"
+    column: str = Field(description="The source column holding the visitor id.")
+    type: Literal["thirdPartyId", "pcId"] = Field(
+        "thirdPartyId",
+        description="`thirdPartyId` (the mbox3rdPartyId; at most 256 characters, no `+` or `/`) "
+        "or `pcId` (Target's visitor id).",
+    )
 
 
 def _scalar_text(value: Any) -> Any:
@@ -333,10 +377,21 @@ class Attribute(_Frozen):
     overrides how the column's type is written (see connector/serialize.py).
     """
 
-    column: str | None = Field(None, min_length=1)
-    value: SentText | None = None
-    null: SentText | None = None
-    format: str | None = Field(None, min_length=1)
+    column: str | None = Field(None, min_length=1, description="The source column (or `value`).")
+    value: SentText | None = Field(
+        None, description="A static value sent for every profile (or `column`)."
+    )
+    null: SentText | None = Field(
+        None,
+        description="Sent instead of NULL or empty text (Target ignores empty values, so the "
+        "old value would stay).",
+    )
+    format: str | None = Field(
+        None,
+        min_length=1,
+        description="How the column is written: `json`, `base64`, `hex`, a strftime pattern "
+        "(dates, times) or a printf pattern (numbers).",
+    )
 
     @model_validator(mode="after")
     def _column_or_value(self) -> Attribute:
@@ -350,7 +405,10 @@ class Attribute(_Frozen):
 class RemovedSet(_Frozen):
     """Send these attributes once for profiles that left the result, then forget them."""
 
-    set: dict[AttributeName, SentText] = Field(min_length=1)
+    set: dict[AttributeName, SentText] = Field(
+        min_length=1,
+        description="Attribute: value pairs sent once for each profile that left the result.",
+    )
 
 
 def _removed_kind(value: Any) -> str | None:
@@ -374,26 +432,85 @@ OnRemoved = Annotated[
 class TargetConfig(_Frozen):
     """Where and how batches are sent."""
 
-    client_code: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
-    api_version: Literal[1, 2] = 2
-    auth_token: SecretStr | None = None
-    base_url: str | None = None
-    allow_insecure_http: bool = False
-    max_rows_per_batch: int = Field(MAX_ROWS_PER_BATCH, ge=1, le=MAX_ROWS_PER_BATCH)
-    max_bytes_per_batch: int = Field(MAX_BYTES_PER_BATCH, ge=1_024, le=MAX_BYTES_PER_BATCH)
-    connect_timeout_seconds: float = Field(10.0, gt=0)
-    read_timeout_seconds: float = Field(120.0, gt=0)
-    max_attempts: int = Field(8, ge=1, le=100)
-    max_retry_seconds: float = Field(900.0, gt=0)
-    backoff_base_seconds: float = Field(1.0, ge=0)
-    backoff_max_seconds: float = Field(60.0, ge=0)
-    # Target allows 50 calls a minute shared with the Admin and Reporting APIs.
-    calls_per_minute: int = Field(40, ge=1, le=50)
-    status_deadline_seconds: float = Field(120.0, ge=0)
-    status_poll_interval_seconds: float = Field(2.0, ge=0)
-    # Target keeps the status of a client's last 10 batches; other syncs and tools of the
-    # same client share them, so a run keeps well under that unresolved at once.
-    max_batches_in_flight: int = Field(4, ge=1, le=9)
+    client_code: str = Field(
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Your Target client code (Administration > Implementation).",
+    )
+    api_version: Literal[1, 2] = Field(
+        2, description="2 creates unknown profiles; 1 updates existing profiles only."
+    )
+    auth_token: SecretStr | None = Field(
+        None,
+        description='Bearer token, when "Require Authentication" is on in Target (a secret; '
+        "sent to Target's hosts only).",
+    )
+    base_url: str | None = Field(
+        None,
+        description="Send here instead of `https://{client_code}.tt.omtrdc.net` (the emulator, "
+        "a proxy).",
+    )
+    allow_insecure_http: bool = Field(
+        False,
+        description="Allow a plain `http://` `base_url` on a host other than loopback "
+        "(profiles and token unencrypted).",
+    )
+    max_rows_per_batch: int = Field(
+        MAX_ROWS_PER_BATCH,
+        ge=1,
+        le=MAX_ROWS_PER_BATCH,
+        description="Profiles per upload, at most Target's 500,000.",
+    )
+    max_bytes_per_batch: int = Field(
+        MAX_BYTES_PER_BATCH,
+        ge=1_024,
+        le=MAX_BYTES_PER_BATCH,
+        description="Bytes per upload, at most 50,000,000 (Target takes under 50 MB).",
+    )
+    connect_timeout_seconds: float = Field(
+        10.0, gt=0, description="Seconds to wait for a connection to Target."
+    )
+    read_timeout_seconds: float = Field(
+        120.0, gt=0, description="Seconds to wait for Target's answer once connected."
+    )
+    max_attempts: int = Field(
+        8,
+        ge=1,
+        le=100,
+        description="Tries per call when Target is busy (429, 5xx) or unreachable.",
+    )
+    max_retry_seconds: float = Field(
+        900.0, gt=0, description="Give up retrying a call after this many seconds."
+    )
+    backoff_base_seconds: float = Field(
+        1.0, ge=0, description="First wait between tries; doubles each time, with jitter."
+    )
+    backoff_max_seconds: float = Field(
+        60.0, ge=0, description="Longest wait between tries (unless `Retry-After` asks more)."
+    )
+    calls_per_minute: int = Field(
+        40,
+        ge=1,
+        description="Calls to Target per minute, shared by every sync of this process that "
+        "sends to the same Target. At most 50 (Target's limit, shared with its Admin and "
+        "Reporting APIs); more only with a `base_url` (an emulator, a proxy).",
+    )
+    status_deadline_seconds: float = Field(
+        120.0,
+        ge=0,
+        description="How long a run polls batch status; batches still processing are checked "
+        "by the next run.",
+    )
+    status_poll_interval_seconds: float = Field(
+        2.0, ge=0, description="Seconds between two rounds of batch status polls."
+    )
+    max_batches_in_flight: int = Field(
+        4,
+        ge=1,
+        le=9,
+        description="Most batches a run leaves unresolved at once: Target keeps the status "
+        "of a client's last 10 batches only, shared with its other syncs and tools.",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -402,21 +519,63 @@ class TargetConfig(_Frozen):
             raise ValueError("must start with http:// or https:// and name a host")
         return value.rstrip("/") if value else value
 
+    @model_validator(mode="after")
+    def _transport_and_pace(self) -> TargetConfig:
+        if self.base_url is not None and not self.allow_insecure_http:
+            parts = urlsplit(self.base_url)
+            if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+                raise _key_error(
+                    "base_url",
+                    f"refusing plain http:// to {parts.hostname} (profile data and the token "
+                    "would cross the network unencrypted); use https:// or set "
+                    "target.allow_insecure_http: true",
+                )
+        if self.calls_per_minute > TARGET_CALLS_PER_MINUTE and self.base_url is None:
+            raise _key_error(
+                "calls_per_minute",
+                f"is {self.calls_per_minute}, but Target allows {TARGET_CALLS_PER_MINUTE} "
+                "calls a minute (shared with its Admin and Reporting APIs); more is only "
+                "accepted with a target.base_url (an emulator or a proxy with its own limit)",
+            )
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _key_error(key: str, message: str) -> PydanticCustomError:
+    """An error about one key of a section, located at that key by :func:`_describe`."""
+    return PydanticCustomError("key", "{message}", {"key": key, "message": message})
+
 
 class StateConfig(_Frozen):
     """The DuckDB file holding snapshots and run history, and how DuckDB may use the host."""
 
-    path: RelPath = Path(DEFAULT_STATE_PATH)
+    path: RelPath = Field(
+        Path(DEFAULT_STATE_PATH),
+        description="The DuckDB state file (snapshots, run history), relative to the config "
+        "file. Configs may share one.",
+    )
     # DuckDB's budget; it spills to temp_directory beyond it. A sync's peak RSS stays within
     # it plus ~0.7 GB (source batches, the batch being sent): 1200MB keeps 10M profiles
     # under 2 GB, and holds their diff's hash table without spilling (bench/README.md).
-    memory_limit: str | None = "1200MB"
-    temp_directory: RelPath | None = None
-    threads: int | None = Field(None, ge=1)
-    keep_runs: int = Field(200, ge=1)
-    # False: the snapshot keeps ids and fingerprints only, no attribute values (plan cannot
-    # show old values, and a fingerprint-scheme change resends everything).
-    keep_values: bool = True
+    memory_limit: str | None = Field(
+        "1200MB", description="DuckDB's memory budget; beyond it, it spills to `temp_directory`."
+    )
+    temp_directory: RelPath | None = Field(
+        None, description="Where DuckDB spills; next to the state file when unset."
+    )
+    threads: int | None = Field(None, ge=1, description="DuckDB threads; all cores when unset.")
+    keep_runs: int = Field(200, ge=1, description="Runs kept in the history `status` shows.")
+    keep_values: bool = Field(
+        True,
+        description="Keep the attribute values sent in the snapshot; `false` keeps ids and "
+        "fingerprints only (plan then shows no old values; see Data at rest).",
+    )
 
 
 def _check_tag(tag: str) -> str:
@@ -441,10 +600,21 @@ class NotifyConfig(_Frozen):
     Dry runs never notify. The URL is a secret: webhook URLs usually carry a token.
     """
 
-    webhook_url: SecretStr
-    on: tuple[NotifyWhen, ...] = Field(("failure", "rejects", "failed_rows"), min_length=1)
-    timeout_seconds: float = Field(10.0, gt=0, le=120)
-    allow_insecure_http: bool = False
+    webhook_url: SecretStr = Field(
+        description="URL the JSON run summary is POSTed to (a secret: never logged)."
+    )
+    on: tuple[NotifyWhen, ...] = Field(
+        ("failure", "rejects", "failed_rows"),
+        min_length=1,
+        description="After which runs: `failure`, `rejects`, `failed_rows`, or `always`.",
+    )
+    timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="Seconds to wait for the webhook."
+    )
+    allow_insecure_http: bool = Field(
+        False,
+        description="Allow a plain `http://` webhook on a host other than loopback.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -468,11 +638,7 @@ class NotifyConfig(_Frozen):
         parts = urlsplit(self.webhook_url.get_secret_value())
         if parts.scheme == "http" and not self.allow_insecure_http:
             host = parts.hostname or ""
-            try:
-                loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-            except ValueError:
-                loopback = False
-            if not loopback:
+            if not _is_loopback(host):
                 raise ValueError(
                     "webhook_url: refusing plain http:// to a host other than loopback (the "
                     "URL and the run summary would cross the network unencrypted); use "
@@ -484,17 +650,41 @@ class NotifyConfig(_Frozen):
 class SyncConfig(_Frozen):
     """One sync: a query, an identity, a mapping, and where to send it."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
-    source: Source
-    identity: Identity
-    attributes: dict[AttributeName, Attribute] = Field(min_length=1)
-    on_removed: OnRemoved = "ignore"
-    target: TargetConfig
-    state: StateConfig = StateConfig()
-    strict: bool = False
-    max_removed_fraction: float | None = Field(DEFAULT_MAX_REMOVED_FRACTION, ge=0, le=1)
-    min_rows: int | None = Field(None, ge=0)
-    notify: NotifyConfig | None = None
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$",
+        description="Names the sync's snapshot and history: letters, digits, `_`, `.`, `-`.",
+    )
+    source: Source = Field(description="Where the rows come from; `type` picks the kind.")
+    identity: Identity = Field(description="The column that identifies the visitor.")
+    attributes: dict[AttributeName, Attribute] = Field(
+        min_length=1,
+        description="Target attribute name: source column, or the long form below.",
+    )
+    on_removed: OnRemoved = Field(
+        "ignore",
+        description="Profiles that left the result: `ignore` (forget them) or "
+        "`{set: {...}}` (send those values once).",
+    )
+    target: TargetConfig = Field(description="Where and how batches are sent.")
+    state: StateConfig = Field(
+        StateConfig(), description="The state file and how DuckDB may use the host."
+    )
+    strict: bool = Field(False, description="Fail the run before sending when any row is rejected.")
+    max_removed_fraction: float | None = Field(
+        DEFAULT_MAX_REMOVED_FRACTION,
+        ge=0,
+        le=1,
+        description="Stop (exit 1) when more than this share of the synced profiles left the "
+        "result; `null` turns it off; `--force` overrides.",
+    )
+    min_rows: int | None = Field(
+        None,
+        ge=0,
+        description="Stop (exit 1) when the source returns fewer rows; `--force` overrides.",
+    )
+    notify: NotifyConfig | None = Field(
+        None, description="A webhook that hears about failed runs and rows left behind."
+    )
     tags: tuple[SyncTag, ...] = Field(
         (),
         description="Labels for selecting syncs: `target-sync sync configs/ --select tag:daily`.",
@@ -709,6 +899,9 @@ def _describe(exc: ValidationError, file: Path, lines: dict[tuple[str, ...], int
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "attribute":
             loc.append(str(error["ctx"]["attribute"]))
+            message = str(error["ctx"]["message"])
+        elif error["type"] == "key":
+            loc.append(str(error["ctx"]["key"]))
             message = str(error["ctx"]["message"])
         elif error["type"] == "literal_error" and loc == ["on_removed"]:
             message = "expected 'ignore' or {set: {attribute: value, ...}}"

@@ -83,9 +83,13 @@ class TargetError(TargetSyncError):
 class TargetRetriableError(TargetError):
     """A transient failure (503, 429, 5xx, connection, timeout); retried with backoff."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, retry_after: float | None = None, http_status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        # The busy answer's status (429, 5xx); None when the network failed.
+        self.http_status = http_status
 
 
 class TargetFatalError(TargetError):

@@ -136,3 +136,27 @@ def log_error(message: str, exit_code: int, sync: str | None = None, **fields: A
             }
         },
     )
+
+
+class _RequestFormatter(logging.Formatter):
+    """``HH:MM:SS message``, with secrets masked: a server's request lines for a terminal."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(message)s", datefmt="%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def show_request_log(logger_name: str, log_format: str) -> None:
+    """Show a server's INFO lines (one per request) on stderr: plain ``HH:MM:SS`` lines, or
+    JSON objects like every other log line under ``--log-format json``."""
+    logger = logging.getLogger(logger_name)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    if log_format == "json":
+        return  # the JSON handler of "connector" formats them
+    handler = StderrHandler()
+    handler.setFormatter(_RequestFormatter())
+    logger.handlers[:] = [handler]
+    logger.propagate = False

@@ -23,9 +23,13 @@ from .lock import RunLock, describe_holder, shared_read
 from .pipeline import Run, as_config, check_guardrails, comparable_bindings, new_run_id, prepare
 from .private import private_umask
 from .result import SyncResult
+from .retry import RetryPolicy
 from .state import StateStore, damage_guard, reset_state
 
 SAMPLE_SIZE = 5
+# validate answers within seconds; a sync keeps trying for longer (target.max_attempts).
+VALIDATE_ATTEMPTS = 3
+VALIDATE_RETRY_SECONDS = 30.0
 
 
 @dataclass
@@ -233,12 +237,15 @@ def invariant_violations(config: SyncConfig | str | os.PathLike[str]) -> list[st
 
 
 def validate(config: SyncConfig | str | os.PathLike[str]) -> dict[str, Any]:
-    """Check the source connection, the mapped columns and their types, and Target."""
-    import requests
+    """Check the source connection, the mapped columns and their types, and Target.
 
+    Target is asked, with the configured client code and token, whether it knows the one
+    and accepts the other (nothing is uploaded; see :meth:`TargetClient.probe`). The report's
+    ``exit_code`` is 1 when a sync would fail at Target, else 0.
+    """
     from . import sources
     from .serialize import attribute_columns, check_columns, describe_rule, id_text_sql
-    from .target import batch_status_url, check_transport, upload_url
+    from .target import TargetClient
 
     config = as_config(config)
     schema = sources.probe_schema(config)
@@ -261,17 +268,18 @@ def validate(config: SyncConfig | str | os.PathLike[str]) -> dict[str, Any]:
         }
         for column, spec in zip(columns, config.attributes.values(), strict=True)
     ]
-    url = upload_url(config.target)
-    check_transport(url, config.target.allow_insecure_http, f"{config.label}: target.base_url")
+    target = config.target
+    retry = RetryPolicy(
+        max_attempts=min(VALIDATE_ATTEMPTS, target.max_attempts),
+        max_seconds=min(VALIDATE_RETRY_SECONDS, target.max_retry_seconds),
+        base_seconds=target.backoff_base_seconds,
+        cap_seconds=min(5.0, target.backoff_max_seconds),
+    )
+    client = TargetClient(target, config.label, retry=retry)
     try:
-        answer = requests.get(
-            batch_status_url(config.target),
-            params={"batchId": "target-sync-validate"},
-            timeout=(config.target.connect_timeout_seconds, 15),
-        )
-        reachable = f"reachable (HTTP {answer.status_code})"
-    except requests.RequestException as exc:
-        reachable = f"unreachable ({type(exc).__name__})"
+        reached = client.probe()
+    finally:
+        client.close()
     return {
         "sync": config.name,
         "identity": {
@@ -281,7 +289,14 @@ def validate(config: SyncConfig | str | os.PathLike[str]) -> dict[str, Any]:
             "as": config.identity.type,
         },
         "attributes": mapped,
-        "target": {"url": url, "status": reachable},
+        "target": {
+            "url": client.url,
+            "check": reached.check,
+            "ok": reached.ok,
+            "http_status": reached.http_status,
+            "status": reached.message,
+        },
+        "exit_code": 0 if reached.ok else 1,
     }
 
 

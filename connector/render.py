@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from .operations import PlanReport
     from .result import Event, SyncResult
+    from .verify import VerifyReport
 
 
 def _n(value: int) -> str:
@@ -39,6 +40,26 @@ def _count(value: int, unit: str) -> str:
 
 def _reasons(counts: dict[str, int]) -> str:
     return ", ".join(f"{reason}: {_n(n)}" for reason, n in sorted(counts.items()))
+
+
+# Ids longer than this are shortened in human output: a 256-character thirdPartyId or a
+# status URL standing in for a batch id would drown the line. --json keeps them whole.
+MAX_ID_CHARS = 40
+ID_TAIL_CHARS = 12
+
+
+def _short_id(value: str) -> str:
+    """``value``, or its head and tail around an ellipsis when longer than MAX_ID_CHARS
+    (the tail often tells ids apart: sequence numbers, suffixes)."""
+    if len(value) <= MAX_ID_CHARS:
+        return value
+    head = MAX_ID_CHARS - ID_TAIL_CHARS - 1
+    return f"{value[:head]}…{value[-ID_TAIL_CHARS:]}"
+
+
+def _id(value: str | None) -> str:
+    """A profile id for a human: quoted (spaces and control characters show), shortened."""
+    return "NULL" if value is None else repr(_short_id(value))
 
 
 def _seconds(value: float) -> str:
@@ -246,7 +267,8 @@ def _describe_event(event: Event, short: bool = False) -> str | None:
         retries = ", 1 retry" if n == 1 else f", {n} retries" if n else ""
         text = (
             f"batch {f['seq']} uploaded: {_count(f['rows'], 'row')}, {_n(f['bytes'])} bytes, "
-            f"id {f['batch_id']}, HTTP {f['http_status']}, {f['elapsed']:.1f}s{retries}"
+            f"id {_short_id(f['batch_id'])}, HTTP {f['http_status']}, "
+            f"{f['elapsed']:.1f}s{retries}"
         )
     elif event.name == "batch_written":
         text = f"batch {f['seq']} written: {_count(f['rows'], 'row')}, {_n(f['bytes'])} bytes"
@@ -254,10 +276,14 @@ def _describe_event(event: Event, short: bool = False) -> str | None:
         text = f"polling the status of {_count(f['batches'], 'batch')}"
     elif event.name == "batch_status":
         if f["state"] != "complete":
-            text = f"batch {f['batch_id']} ended {f['state']}; the next run resends its rows"
+            text = (
+                f"batch {_short_id(f['batch_id'])} ended {f['state']}; "
+                "the next run resends its rows"
+            )
         elif f.get("failed"):
             text = (
-                f"batch {f['batch_id']}: {_count(f['failed'], 'row')} failed in Target; "
+                f"batch {_short_id(f['batch_id'])}: {_count(f['failed'], 'row')} failed in "
+                "Target; "
                 "the next run resends them"
             )
     elif event.name == "pending_found":
@@ -417,11 +443,11 @@ def render_plan(report: PlanReport) -> None:
         click.echo("  rejected rows (sample):")
         for reject in report.reject_samples[:10]:
             detail = f" ({reject['detail']})" if reject["detail"] else ""
-            click.echo(f"    {reject['id']!r}: {reject['reason']}{detail}")
+            click.echo(f"    {_id(reject['id'])}: {reject['reason']}{detail}")
     if report.samples:
         click.echo("  samples (old → new; NULL is sent as an empty value):")
     for sample in report.samples:
-        click.echo(f"    {sample['kind']} {sample['id']!r}:")
+        click.echo(f"    {sample['kind']} {_id(sample['id'])}:")
         old, new = sample["old"] or {}, sample["new"] or {}
         for name in dict.fromkeys([*new, *old]):
             if sample["kind"] == "new":
@@ -479,14 +505,17 @@ def render_status(report: dict[str, Any]) -> None:
         click.echo(f"  pending batches ({len(pending)}; the next run checks them first):")
         for batch in pending:
             click.echo(
-                f"    {batch['batch_id']} ({_count(batch['rows'], 'row')}) uploaded by run "
+                f"    {_short_id(batch['batch_id'])} ({_count(batch['rows'], 'row')}) "
+                "uploaded by run "
                 f"{batch['run_id']}"
             )
     failed = report.get("failed_rows") or []
     if failed:
         click.echo(f"  failed rows of the last run (resent by the next run): {len(failed)}")
         for row in failed[:20]:
-            click.echo(f"    {row['id']!r} in batch {row['batch_id']}: {row['reason']}")
+            click.echo(
+                f"    {_id(row['id'])} in batch {_short_id(row['batch_id'])}: {row['reason']}"
+            )
     rejects = report.get("rejects") or []
     if rejects:
         by_reason = (last.get("summary") or {}).get("rejected") or {}
@@ -494,7 +523,7 @@ def render_status(report: dict[str, Any]) -> None:
         click.echo(f"  rejected rows of the last run{counts}; retried once the data is fixed:")
         for row in rejects[:20]:
             detail = f" ({row['detail']})" if row["detail"] else ""
-            click.echo(f"    {row['id']!r}: {row['reason']}{detail}")
+            click.echo(f"    {_id(row['id'])}: {row['reason']}{detail}")
         if len(rejects) > 20:
             click.echo(f"    ... and more: 'target-sync status --json' lists up to {len(rejects)}")
 
@@ -512,4 +541,55 @@ def render_validate(report: dict[str, Any]) -> None:
             f"  {attr['attribute']}: {attr['column'] or 'static'} ({attr['type']}), "
             f"sent as {attr['serialized_as']}{null}"
         )
-    click.echo(f"  target: {report['target']['url']}: {report['target']['status']}")
+    target = report["target"]
+    mark = "OK" if target["ok"] else "FAILED"
+    click.echo(f"  target: {target['url']}: {mark}: {target['status']}")
+
+
+def render_verify(report: VerifyReport) -> None:
+    """What verify found: the counts, the rate with its interval, and the profiles that
+    differ (at most 20 of each kind; --json lists them all)."""
+    click.echo(
+        f"verify of sync '{report.sync}': {_count(report.sampled, 'profile')} of "
+        f"{_n(report.snapshot_profiles)} synced read back from Target (client "
+        f"'{report.client_code}')"
+    )
+    if report.sampled:
+        settle = f"{report.settle_minutes:g} min"
+        rows = [
+            ("matched", _n(report.matched)),
+            ("mismatched", _n(report.mismatched)),
+            ("not found", _n(report.not_found)),
+            (
+                "too recent",
+                f"{_n(report.too_recent)} (sent less than {settle} ago, not showing yet)",
+            ),
+        ]
+        width = max(len(label) for label, _ in rows)
+        for label, text in rows:
+            click.echo(f"  {label:<{width}}  {text}")
+    for entry in report.mismatches[:SHOWN]:
+        click.echo(
+            f"  mismatch: {_id(entry['id'])}: {entry['attribute']} expected "
+            f"{entry['expected']!r}, found {entry['found']!r}"
+        )
+    _more(len(report.mismatches), "mismatches")
+    for label, ids in (("not found", report.not_found_ids), ("too recent", report.too_recent_ids)):
+        if ids:
+            shown = ", ".join(_id(i) for i in ids[:SHOWN])
+            more = f" and {len(ids) - SHOWN} more" if len(ids) > SHOWN else ""
+            click.echo(f"  {label}: {shown}{more}")
+    if report.marked_for_resend is not None:
+        click.echo(
+            f"  marked {_count(report.marked_for_resend, 'profile')} for resending by the next run"
+        )
+    outcome = "OVER the limit" if report.exit_code else "OK"
+    click.echo(f"{outcome}: {report.verdict} (exit {report.exit_code})")
+
+
+SHOWN = 20
+
+
+def _more(count: int, what: str) -> None:
+    if count > SHOWN:
+        click.echo(f"  ... and {count - SHOWN} more {what} ('verify --json' lists them all)")

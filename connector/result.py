@@ -30,21 +30,25 @@ class Event:
         run_start        run_id, dry_run
         read_progress    rows                      (while the source streams; not logged)
         stage_done       stage, seconds, and the stage's counts
-                         (read: rows, rejected; diff: new, changed, removed, unchanged;
-                          upload: batches, bytes; status: failed, pending;
-                          resolve_pending: complete, reverted_rows, still_pending)
+                         (read: rows, rejected; diff: new, changed, retried, removed,
+                          unchanged; upload: batches, bytes; status: failed, pending;
+                          resolve_pending: complete, reverted_rows, not_found,
+                          still_pending)
         pending_found    batches                   (an earlier run left batches unconfirmed)
         backpressure     in_flight, limit          (waiting for Target before the next upload)
         upload_start     rows                      (profiles about to be sent or written)
         batch_uploaded   seq, kind, batch_id, rows, bytes, http_status, attempts, retries,
                          elapsed
         batch_written    seq, kind, rows, bytes    (dry run)
-        retry            attempt, reason, wait_seconds
+        retry            what, attempt, reason, wait_seconds
         status_start     batches
         batch_status     batch_id, kind, state, failed, not_found, reverted, counters
         run_end          everything in SyncResult.to_dict()
-        notify_sent      http_status, reasons
-        notify_failed    error, reasons
+        notify_sent      sent, reasons, http_status, webhook_host
+        notify_failed    sent, reasons, error, webhook_host
+
+    The CLI's JSON log (README, "JSON logs") writes each of these but ``read_progress`` as
+    one object, and adds ``syncs_done``, ``warning``, ``error`` and ``log`` lines.
     """
 
     name: str

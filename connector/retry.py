@@ -1,4 +1,10 @@
-"""Pacing and retrying calls to Target: a calls-per-minute limiter and bounded backoff."""
+"""Pacing and retrying calls to Target: a calls-per-minute limiter and bounded backoff.
+
+Target allows 50 calls a minute per client account, shared with its Admin and Reporting APIs.
+A process that runs several syncs (a folder of configs, an orchestrator calling
+:func:`connector.sync` in a loop, ``verify`` after a sync) must stay under that together, so
+every client of one destination shares one :class:`RateLimiter`: see :func:`shared_limiter`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -20,7 +26,13 @@ T = TypeVar("T")
 
 class RateLimiter:
     """At most ``calls`` calls in any sliding 60-second window (Target allows 50 per minute,
-    shared with its Admin and Reporting APIs)."""
+    shared with its Admin and Reporting APIs).
+
+    Callers that share a limiter may each bring their own limit to :meth:`acquire`: a call
+    goes ahead only while fewer than that many calls, by anyone, fall in the window. So the
+    calls of all sharers together never exceed the largest limit among them, and a caller
+    with a lower limit is never paced above it.
+    """
 
     def __init__(
         self,
@@ -34,20 +46,45 @@ class RateLimiter:
         self._stamps: deque[float] = deque()
         self._lock = threading.Lock()
 
-    def acquire(self) -> float:
-        """Wait for a free slot; returns how long it waited."""
+    def acquire(self, calls_per_minute: int | None = None) -> float:
+        """Wait for a free slot under ``calls_per_minute`` (default: the limiter's own
+        ``calls``); returns how long it waited."""
+        limit = self.calls if calls_per_minute is None else calls_per_minute
         waited = 0.0
         with self._lock:
             while True:
                 moment = self._clock()
                 while self._stamps and moment - self._stamps[0] >= 60.0:
                     self._stamps.popleft()
-                if len(self._stamps) < self.calls:
+                if len(self._stamps) < limit:
                     self._stamps.append(moment)
                     return waited
-                pause = 60.0 - (moment - self._stamps[0]) + 0.01
+                # The slot frees when the call `limit` places back leaves the window.
+                pause = 60.0 - (moment - self._stamps[len(self._stamps) - limit]) + 0.01
                 self._sleep(pause)
                 waited += pause
+
+
+_shared: dict[Hashable, RateLimiter] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_limiter(
+    destination: Hashable,
+    calls_per_minute: int,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RateLimiter:
+    """The one limiter of this process for ``destination`` (created on first use).
+
+    The first caller's ``clock`` and ``sleep`` drive it (tests inject fake ones); every
+    caller passes its own limit to :meth:`RateLimiter.acquire`.
+    """
+    with _shared_lock:
+        limiter = _shared.get(destination)
+        if limiter is None:
+            limiter = _shared[destination] = RateLimiter(calls_per_minute, clock, sleep)
+        return limiter
 
 
 @dataclass(frozen=True)
@@ -107,6 +144,7 @@ class RetryPolicy:
                         f"{what} failed after {attempt} attempt(s) in {spent:.1f}s; "
                         f"last error: {exc}; gave up: {budget}",
                         exc.retry_after,
+                        exc.http_status,
                     ) from None
                 # str(exc): a log record holding the exception would keep its frames alive.
                 log.warning(

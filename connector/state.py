@@ -766,6 +766,19 @@ class StateStore:
             raise
         return count
 
+    def mark_owed(self, ids: Sequence[str]) -> int:
+        """Make the next run resend these profiles (``verify --resend-mismatched``): what
+        Target holds for them is not what the snapshot says. Returns how many."""
+        where = "NOT gone AND fp IS NOT NULL AND id IN (SELECT unnest($ids))"
+        count = self._scalar(
+            f"SELECT count(*) FROM {self.tables.snapshot} WHERE {where}", {"ids": list(ids)}
+        )
+        self.con.execute(
+            f"UPDATE {self.tables.snapshot} SET fp = NULL, batch_id = NULL WHERE {where}",
+            {"ids": list(ids)},
+        )
+        return count
+
     def confirm(self, batch_id: str) -> None:
         """A batch is complete: profiles it said goodbye to leave the snapshot."""
         self.con.execute(

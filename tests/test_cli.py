@@ -49,6 +49,7 @@ def test_every_command_and_option_has_help_text_that_help_shows() -> None:
         "validate",
         "status",
         "reset",
+        "verify",
         "emulator",
         "demo",
         "dbt",

@@ -281,6 +281,9 @@ def _config_text(
             "base_url": emulator.base_url,
             "status_poll_interval_seconds": 0.02,
             "status_deadline_seconds": 5,
+            # Every example syncs twice against one emulator, and one process shares one
+            # pace per Target: Target's 40 a minute would make the examples wait for it.
+            "calls_per_minute": 100_000,
         },
         "state": {"path": str(folder / "state.duckdb"), "keep_values": keep_values},
     }

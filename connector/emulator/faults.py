@@ -13,7 +13,9 @@ Order in which the emulator applies the switches to an upload call:
 4. ``fail_next`` / ``fail_fraction``: HTTP ``fail_status`` (+ ``Retry-After``), nothing applied;
 5. ``reject_next``: HTTP 200 ``success=false`` with ``reject_message``, nothing applied;
 6. the batch is parsed; a valid one is accepted, then ``stuck_next`` (not applied) or applied
-   minus the rows in ``failed_ids``; ``incomplete_polls`` is captured for the new batch;
+   minus the rows in ``failed_ids`` and minus the rows ``lose_fraction`` loses (those are
+   reported successful: Target's documented silent loss); ``incomplete_polls`` is captured for
+   the new batch;
 7. ``delay_seconds``: the answer is held back (the batch was already applied, as when a real
    answer is lost to a client timeout).
 
@@ -50,6 +52,10 @@ class Faults:
         stuck_next: the next N accepted batches end ``stuck`` and are not applied.
         incomplete_polls: each new batch reports ``incomplete`` for its first N status polls.
         failed_ids: rows with these ids are reported failed and not applied.
+        lose_fraction: fraction (0..1) of the rows of accepted batches that are silently lost:
+            counted and reported as successful updates, but not applied (Adobe documents
+            that up to 0.1% of a large batch may be lost). Which rows is drawn per row from
+            the seeded generator, so a seed gives the same losses.
         required_token: when set, API calls need ``Authorization: Bearer <token>``.
         rate_limit_per_minute: at most N API calls (uploads, status, profile reads) in any
             sliding 60 s window; calls above it get HTTP 503 and do not count.
@@ -69,6 +75,7 @@ class Faults:
     stuck_next: int = 0
     incomplete_polls: int = 0
     failed_ids: set[str] = field(default_factory=set)
+    lose_fraction: float = 0.0
     required_token: str | None = field(default=None, repr=False)  # a secret: keep out of reprs
     rate_limit_per_minute: int | None = None
     status_retention: int | None = None
@@ -108,7 +115,7 @@ class Faults:
         return data
 
 
-_FLOATS = {"fail_fraction", "drop_fraction", "delay_seconds"}
+_FLOATS = {"fail_fraction", "drop_fraction", "lose_fraction", "delay_seconds"}
 _INTS = {
     "fail_status",
     "fail_next",

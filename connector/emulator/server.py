@@ -97,6 +97,7 @@ class UploadRecord:
         message: the ``<message>`` answered (or what happened, for drops and errors).
         duplicate_ids: ids sent more than once in this batch (the connector must never).
         failed_ids: ids reported failed in the batch status.
+        lost_ids: ids accepted and reported successful but not applied (``lose_fraction``).
         dropped: the connection was closed without an answer (``drop_*`` faults).
         received_at: Unix time of the call.
     """
@@ -114,6 +115,7 @@ class UploadRecord:
     message: str = ""
     duplicate_ids: list[str] = field(default_factory=list)
     failed_ids: list[str] = field(default_factory=list)
+    lost_ids: list[str] = field(default_factory=list)
     dropped: bool = False
     received_at: float = 0.0
 
@@ -132,6 +134,7 @@ class UploadRecord:
             "message": self.message,
             "duplicate_ids": self.duplicate_ids,
             "failed_ids": self.failed_ids,
+            "lost_ids": self.lost_ids,
             "dropped": self.dropped,
             "received_at": self.received_at,
         }
@@ -258,7 +261,8 @@ class Emulator:
             daemon=True,
         )
         self._thread.start()
-        logger.info(
+        # (`target-sync emulator` prints this line on stdout itself.)
+        logger.debug(
             "Target emulator for client %r listening on %s", self.client_code, self.base_url
         )
         return self
@@ -558,8 +562,16 @@ class Emulator:
             failed_ids = [pid for pid, _ in parsed.failed] + fault_failed
             size = len(parsed.rows)
             successful = not_found = 0
+            lost: list[str] = []
             if not stuck:
                 skip = set(fault_failed)
+                if faults.lose_fraction > 0:
+                    lost = [
+                        pid
+                        for pid in parsed.updates
+                        if pid not in skip and self._random() < faults.lose_fraction
+                    ]
+                    skip.update(lost)  # not applied, yet counted as successful below
                 if parsed.has_values:
                     _, not_found = self._stores[client].apply(
                         parsed.id_type,
@@ -587,8 +599,10 @@ class Emulator:
         message = "Batch submitted for processing"
         reply = _xml_reply(200, True, message, status_url)
         reply.delay = delay
-        reply.note = f"{batch_id} rows={size} failed={len(failed_ids)}" + (
-            " stuck" if stuck else ""
+        reply.note = (
+            f"{batch_id} rows={size} failed={len(failed_ids)}"
+            + (f" lost={len(lost)}" if lost else "")
+            + (" stuck" if stuck else "")
         )
         return finish(
             reply,
@@ -600,6 +614,7 @@ class Emulator:
             batch_id=batch_id,
             duplicate_ids=parsed.duplicate_ids,
             failed_ids=failed_ids,
+            lost_ids=lost,
         )
 
     def _enforce_retention(self) -> None:
@@ -765,6 +780,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Headers and body go out in two writes: without TCP_NODELAY, Nagle holds the body
+        # back until the client's delayed ACK (~40 ms per answer on Linux loopback).
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.track(self.connection, True)
 
     def finish(self) -> None:
