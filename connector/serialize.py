@@ -120,11 +120,13 @@ def sql_literal(text: str) -> str:
 
 @dataclass(frozen=True)
 class Column:
-    """One Target attribute as SQL: its name and the expression giving its plain text."""
+    """One Target attribute as SQL: its name, the expression giving its plain text, and
+    (for dates and timestamps) the expression saying why a value has none (else NULL)."""
 
     name: str
     text_sql: str
     null_replacement: str | None
+    problem_sql: str | None = None
 
 
 # -- the Arrow side: what DuckDB is handed -----------------------------------------------
@@ -327,6 +329,69 @@ def _epoch_date(days: str) -> str:
 # The first and last second of years 0000 to 9999, since the epoch.
 _YEAR_0 = -62_167_219_200
 _YEAR_10000 = 253_402_300_800
+
+# DuckDB's infinities as they reach Arrow: DATE 'infinity' is the largest date32, TIMESTAMP
+# 'infinity' (in every unit) the largest int64; '-infinity' their negation. Its dates and
+# timestamps lie strictly between the two; so do the values written here.
+_DATE_INFINITY = 2**31 - 1
+_INT64_INFINITY = 2**63 - 1
+_MS_PER_DAY = 86_400_000
+
+
+def _temporal_limits(c: str, t: pa.DataType) -> tuple[str, str] | None:
+    """For a date or timestamp column ``c`` (as ingested): SQL true when its value can be
+    written, and SQL saying why not (``infinity``, ``-infinity``, out of range) where it
+    cannot. None for other types.
+
+    A DATE lies between DuckDB's -infinity and infinity; a timestamp's microseconds (its
+    nanoseconds for ``ns``) fit strictly between DuckDB's TIMESTAMP infinities. Anything
+    else has no date text: it is rejected (``value_out_of_range``), never written as an
+    empty cell or as the digits of DuckDB's infinity sentinel.
+    """
+    import pyarrow as pa
+
+    if pa.types.is_date32(t):
+        valid = f"({c} > '-infinity'::DATE AND {c} < 'infinity'::DATE)"
+        infinity, minus_infinity = f"{c} = 'infinity'::DATE", f"{c} = '-infinity'::DATE"
+        what = "dates (-5877641-06-25 to 5881580-07-10)"
+    elif pa.types.is_date64(t):
+        last = (_DATE_INFINITY - 1) * _MS_PER_DAY
+        valid = f"({c} BETWEEN {-last} AND {last + _MS_PER_DAY - 1})"
+        infinity, minus_infinity = f"{c} = {_INT64_INFINITY}", f"{c} = {-_INT64_INFINITY}"
+        what = "dates (-5877641-06-25 to 5881580-07-10)"
+    elif pa.types.is_timestamp(t):
+        per_micro = 1_000_000 // _UNITS[t.unit] if t.unit != "ns" else 1
+        last = (_INT64_INFINITY - 1) // per_micro
+        valid = f"({c} BETWEEN {-last} AND {last})"
+        infinity, minus_infinity = f"{c} = {_INT64_INFINITY}", f"{c} = {-_INT64_INFINITY}"
+        what = "timestamps (-290308-12-21 to 294247-01-10)"
+    else:
+        return None
+    problem = (
+        f"CASE WHEN {infinity} THEN 'infinity' WHEN {minus_infinity} THEN '-infinity' "
+        f"ELSE {sql_literal('outside the range of DuckDB ' + what)} END"
+    )
+    return valid, problem
+
+
+def _within_limits(c: str, t: pa.DataType, text: str) -> str:
+    """``text`` where the date or timestamp ``c`` can be written, else NULL (the row is
+    rejected by the staging SQL, see :func:`value_problem_sql`)."""
+    limits = _temporal_limits(c, t)
+    return text if limits is None else f"(CASE WHEN {limits[0]} THEN {text} END)"
+
+
+def value_problem_sql(column: str, arrow_type: pa.DataType) -> str | None:
+    """SQL saying why a value of ``column`` has no text (``infinity``, ...), NULL when it has
+    one or is NULL; None when no value of the type can lack one."""
+    import pyarrow as pa
+
+    t = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+    limits = _temporal_limits(quote_ident(column), t)
+    if limits is None:
+        return None
+    valid, problem = limits
+    return f"(CASE WHEN NOT {valid} THEN {problem} END)"
 
 
 def _timestamp_text(c: str, unit: str, zone: bool) -> str:
@@ -556,11 +621,11 @@ def value_text_sql(column: str, arrow_type: pa.DataType, fmt: str | None, where:
         # digits), trailing zeros trimmed. Floats: Arrow's shortest text, rewritten.
         return _number_text(c, t)
     if pa.types.is_date32(t):
-        return _date_text(c)
+        return _within_limits(c, t, _date_text(c))
     if pa.types.is_date64(t):
-        return _date_text(_epoch_date(_floor_div(c, 86_400_000)))
+        return _within_limits(c, t, _date_text(_epoch_date(_floor_div(c, _MS_PER_DAY))))
     if pa.types.is_timestamp(t):
-        return _timestamp_text(c, t.unit, t.tz is not None)
+        return _within_limits(c, t, _timestamp_text(c, t.unit, t.tz is not None))
     if pa.types.is_time(t):
         return _clock_text(c, _UNITS[t.unit])
     raise ConfigError(
@@ -625,11 +690,15 @@ def _formatted(c: str, t: pa.DataType, fmt: str, where: str) -> str:
     if fmt in ("base64", "hex"):
         raise ConfigError(f"{where}: format: {fmt} applies to binary data, not to {t} values")
     if pa.types.is_date32(t):
-        sql = f"strftime({c}, {sql_literal(fmt)})"
+        pattern = sql_literal(strftime_pattern(fmt, t, where))
+        sql = _within_limits(c, t, f"strftime({c}, {pattern})")
     elif pa.types.is_date64(t):
-        sql = f"strftime({_epoch_date(_floor_div(c, 86_400_000))}, {sql_literal(fmt)})"
+        pattern = sql_literal(strftime_pattern(fmt, t, where))
+        date = _epoch_date(_floor_div(c, _MS_PER_DAY))
+        sql = _within_limits(c, t, f"strftime({date}, {pattern})")
     elif pa.types.is_timestamp(t) or pa.types.is_time(t):
-        sql = f"strftime({_timestamp_value(c, t.unit)}, {sql_literal(fmt)})"
+        pattern = sql_literal(strftime_pattern(fmt, t, where))
+        sql = _within_limits(c, t, f"strftime({_timestamp_value(c, t.unit)}, {pattern})")
     elif pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
         if pa.types.is_decimal(t) and ingest_type(t) == pa.string():
             raise ConfigError(
@@ -645,6 +714,64 @@ def _formatted(c: str, t: pa.DataType, fmt: str, where: str) -> str:
         )
     _try_format(sql, c, t, fmt, where)
     return sql
+
+
+# The strftime directives a pattern may use, each giving what Python's datetime.strftime
+# gives for the same value (tests/test_edge_values.py checks every one against it), except
+# that %Y and %G always have four digits at least (glibc's Python writes year 927 as "927").
+# %g and %n (DuckDB's own: milliseconds, nanoseconds) have no Python counterpart. %c and %x
+# are left out: their text depends on the C library's locale, and DuckDB's differs.
+DATE_DIRECTIVES = (
+    *("a", "A", "w", "u", "d", "-d", "b", "B", "h", "m", "-m"),
+    *("y", "-y", "Y", "G", "V", "U", "W", "j", "-j"),
+)
+CLOCK_DIRECTIVES = ("H", "-H", "I", "-I", "p", "M", "-M", "S", "-S", "f", "g", "n", "X", "T")
+ZONE_DIRECTIVES = ("Z", "z")
+# What %Z and %z write for a timestamp with a zone (always shown in UTC), as Python does.
+_UTC_ZONE = {"Z": "UTC", "z": "+0000"}
+_DIRECTIVE = re.compile(r"%(-?.)?")
+
+
+def strftime_directives(t: pa.DataType) -> tuple[str, ...]:
+    """The directives (without ``%``) a strftime ``format:`` may use on ``t`` values."""
+    import pyarrow as pa
+
+    if pa.types.is_time(t):
+        return CLOCK_DIRECTIVES
+    zoned = pa.types.is_timestamp(t) and t.tz is not None
+    return DATE_DIRECTIVES + CLOCK_DIRECTIVES + (ZONE_DIRECTIVES if zoned else ())
+
+
+def strftime_pattern(fmt: str, t: pa.DataType, where: str) -> str:
+    """The DuckDB strftime pattern for ``format: fmt`` on ``t`` values, checked directive by
+    directive. A timestamp with a zone is formatted in UTC, so its %Z is ``UTC`` and its
+    %z ``+0000``; on other types %Z and %z name nothing and are refused."""
+    allowed = strftime_directives(t)
+    out = []
+    position = 0
+    for match in _DIRECTIVE.finditer(fmt):
+        out.append(fmt[position : match.start()])
+        position = match.end()
+        directive = match.group(1) or ""
+        if directive == "%":
+            out.append("%%")
+        elif directive in ZONE_DIRECTIVES and directive in allowed:
+            out.append(_UTC_ZONE[directive])
+        elif directive in allowed:
+            out.append(match.group(0))
+        else:
+            if directive in ZONE_DIRECTIVES:
+                problem = f"%{directive} names a time zone, and {t} values have none"
+            else:
+                shown = f"%{directive}" if directive else "a lone %"
+                problem = (
+                    f"{shown} is not a directive for them; use "
+                    + " ".join(f"%{d}" for d in allowed)
+                    + ", or %% for a percent sign"
+                )
+            raise ConfigError(f"{where}: format '{fmt}' cannot format {t} values ({problem})")
+    out.append(fmt[position:])
+    return "".join(out)
 
 
 def _try_format(sql: str, c: str, t: pa.DataType, fmt: str, where: str) -> None:
@@ -747,9 +874,9 @@ def attribute_columns(config: SyncConfig, schema: pa.Schema) -> list[Column]:
         assert spec.column is not None
         field = schema.field(spec.column)
         where = f"{where} (column {spec.column})"
-        columns.append(
-            Column(name, value_text_sql(spec.column, field.type, spec.format, where), spec.null)
-        )
+        text = value_text_sql(spec.column, field.type, spec.format, where)
+        problem = value_problem_sql(spec.column, field.type)
+        columns.append(Column(name, text, spec.null, problem))
     return columns
 
 
