@@ -37,13 +37,20 @@ timestamp (s, ms, us, ns)   ``YYYY-MM-DDTHH:MM:SS`` with the same year rule, the
                             a whole number of microseconds; the same instant gives the same
                             text in every unit
 timestamp with a zone       the same instant in UTC, with ``Z`` (the zone name is not sent)
+±infinity, out of range     a date that is DuckDB's ``infinity`` / ``-infinity`` or outside
+                            its dates, a timestamp that is ``±infinity`` or outside its
+                            timestamps (-290308-12-21 to 294247-01-10): no text; the row is
+                            rejected (``value_out_of_range``, see staging.py)
 time32, time64              ``HH:MM:SS`` and the same fraction rule
 null (all-NULL column)      an empty cell (or the ``null:`` replacement)
 uuid extension              lowercase ``8-4-4-4-12`` hex
 json extension              the JSON, compacted (as ``format: json``)
 binary, fixed/large binary  no text form: ``format: base64`` or ``format: hex`` (lowercase)
-list, struct, map, union    no text form: ``format: json``
-duration, interval, others  no text form: ``format: json``, or cast in the query
+list, struct, map, union    no text form: ``format: json`` (a union DuckDB cannot read, a
+                            dense one, needs a cast to text in the query)
+interval, duration          no text form: ``format: json`` writes the ISO 8601 duration as a
+                            JSON string (``"P1Y2M3DT4H5M6.5S"``, see :func:`_duration_text`)
+others                      no text form: cast the column in the query
 ==========================  ================================================================
 
 ``format:`` overrides the rule for one attribute:
@@ -51,8 +58,9 @@ duration, interval, others  no text form: ``format: json``, or cast in the query
 - ``json`` (any type): nested values as DuckDB's ``to_json`` writes them (compact, keys in
   declared order); a scalar as a JSON scalar (strings, dates, times quoted);
 - ``base64`` / ``hex`` (binary);
-- a strftime pattern (dates, times, timestamps; timestamps with a zone in UTC), e.g.
-  ``%Y-%m-%d``;
+- a strftime pattern (dates, times, timestamps; timestamps with a zone in UTC, so ``%Z``
+  is ``UTC`` and ``%z`` ``+0000``), e.g. ``%Y-%m-%d``, with the directives of
+  :data:`DATE_DIRECTIVES`, :data:`CLOCK_DIRECTIVES` and :data:`ZONE_DIRECTIVES` only;
 - a printf pattern with one conversion (numbers), e.g. ``%.2f``, ``%05d``, ``EUR %.2f``.
   ``%.Nf`` (no flags or width) on integers and decimals is exact, rounded half away from
   zero in decimal arithmetic; other patterns format decimals as doubles (DuckDB's printf).
@@ -100,6 +108,14 @@ SERIALIZATION_VERSION = 2
 
 # Units per second of Arrow's time units.
 _UNITS = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+def _interval_struct() -> pa.DataType:
+    import pyarrow as pa
+
+    return pa.struct([("months", pa.int32()), ("days", pa.int32()), ("nanoseconds", pa.int64())])
+
+
 _MAX_DECIMAL128 = 38
 
 
@@ -167,8 +183,15 @@ def ingest_type(t: pa.DataType) -> pa.DataType:
         if (precision, scale) != (t.precision, t.scale) or not pa.types.is_decimal128(t):
             return pa.decimal128(precision, scale)
         return t
-    if pa.types.is_timestamp(t) or pa.types.is_time(t) or pa.types.is_date64(t):
+    if (
+        pa.types.is_timestamp(t)
+        or pa.types.is_time(t)
+        or pa.types.is_date64(t)
+        or pa.types.is_duration(t)
+    ):
         return pa.int64()
+    if pa.types.is_interval(t):
+        return _interval_struct()
     return t
 
 
@@ -181,8 +204,15 @@ def ingest_array(array: pa.Array, t: pa.DataType) -> pa.Array:
         return array
     if pa.types.is_dictionary(t):
         return ingest_array(array.cast(t.value_type), t.value_type)
-    if pa.types.is_timestamp(t) or pa.types.is_time64(t) or pa.types.is_date64(t):
+    if (
+        pa.types.is_timestamp(t)
+        or pa.types.is_time64(t)
+        or pa.types.is_date64(t)
+        or pa.types.is_duration(t)
+    ):
         return array.view(pa.int64())
+    if pa.types.is_interval(t):
+        return _interval_parts(array)
     if pa.types.is_time32(t):
         return array.view(pa.int32()).cast(pa.int64())
     if pa.types.is_float16(t):
@@ -192,6 +222,24 @@ def ingest_array(array: pa.Array, t: pa.DataType) -> pa.Array:
             array = array.cast(pa.decimal256(t.precision - t.scale, 0))
         return array.cast(pa.string())
     return array.cast(target)
+
+
+def _interval_parts(array: pa.Array) -> pa.Array:
+    """A month_day_nano_interval array as the struct of its three integers, read straight
+    from its buffer (16 bytes a value: int32 months, int32 days, int64 nanoseconds)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = ("months", "days", "nanoseconds")
+    layout = np.dtype(list(zip(names, ("<i4", "<i4", "<i8"), strict=True)))
+    data = array.buffers()[1]
+    values = np.frombuffer(data, dtype=layout, count=array.offset + len(array))[array.offset :]
+    return pa.StructArray.from_arrays(
+        [pa.array(values[name]) for name in names],
+        fields=list(_interval_struct()),
+        mask=pc.is_null(array) if array.null_count else None,
+    )
 
 
 def ingest_reader(reader: pa.RecordBatchReader, columns: list[str]) -> pa.RecordBatchReader:
@@ -320,6 +368,53 @@ def _clock_text(units: str, per_second: int) -> str:
         f"(CASE WHEN {units} BETWEEN 0 AND {per_day - 1} THEN {fast} ELSE {slow} END "
         f"|| {_fraction_text(fraction, per_second)})"
     )
+
+
+def _duration_text(months: str | None, days: str | None, time: str, per_second: int) -> str:
+    """SQL for an ISO 8601 duration, as PostgreSQL writes intervals with ``IntervalStyle
+    iso_8601``: ``P1Y2M3DT4H5M6.5S``, only the parts that are not zero, each with its own
+    sign (``P-1Y-2M3DT-4H``); zero is ``PT0S``. ``months`` and ``days`` are signed integers
+    (None: none); ``time`` a signed count of ``per_second`` units (seconds fraction trimmed).
+    Without ``days``, whole days of ``time`` are written as days, as Python's timedelta
+    counts them, 24 hours each.
+    """
+    t = f"CAST({time} AS HUGEINT)"  # abs() of the smallest BIGINT would overflow
+    whole = f"abs({t})"
+    sign = f"CASE WHEN {t} < 0 THEN '-' ELSE '' END"
+    parts = []
+    if months is not None:
+        parts += [
+            f"CASE WHEN {months} // 12 <> 0 THEN CAST({months} // 12 AS VARCHAR) || 'Y' END",
+            f"CASE WHEN {months} % 12 <> 0 THEN CAST({months} % 12 AS VARCHAR) || 'M' END",
+        ]
+    per_day = 86_400 * per_second
+    if days is not None:
+        parts.append(f"CASE WHEN {days} <> 0 THEN CAST({days} AS VARCHAR) || 'D' END")
+        rest = whole
+    else:
+        parts.append(
+            f"CASE WHEN {whole} >= {per_day} THEN {sign} || ({whole} // {per_day}) || 'D' END"
+        )
+        rest = f"({whole} % {per_day})"
+    fraction = f"({rest} % {per_second})"
+    digits = len(str(per_second)) - 1
+    fraction_text = (
+        f"CASE WHEN {fraction} <> 0 "
+        f"THEN '.' || rtrim(lpad(CAST({fraction} AS VARCHAR), {digits}, '0'), '0') ELSE '' END"
+        if per_second > 1
+        else "''"
+    )
+    clock = (
+        f"CASE WHEN {rest} <> 0 THEN concat('T', "
+        f"CASE WHEN {rest} >= {3600 * per_second} "
+        f"THEN {sign} || ({rest} // {3600 * per_second}) || 'H' END, "
+        f"CASE WHEN ({rest} // {60 * per_second}) % 60 <> 0 "
+        f"THEN {sign} || (({rest} // {60 * per_second}) % 60) || 'M' END, "
+        f"CASE WHEN {rest} % {60 * per_second} <> 0 "
+        f"THEN {sign} || (({rest} // {per_second}) % 60) || {fraction_text} || 'S' END) END"
+    )
+    nothing = " AND ".join([f"{x} = 0" for x in (months, days) if x is not None] + [f"{whole} = 0"])
+    return f"(CASE WHEN {nothing} THEN 'PT0S' ELSE concat('P', {', '.join(parts)}, {clock}) END)"
 
 
 def _epoch_date(days: str) -> str:
@@ -586,6 +681,8 @@ def value_text_sql(column: str, arrow_type: pa.DataType, fmt: str | None, where:
             )
         if pa.types.is_boolean(t) or pa.types.is_integer(t):
             return f"CAST(to_json({c}) AS VARCHAR)"
+        if pa.types.is_interval(t) or pa.types.is_duration(t):
+            return f"CAST(to_json({_interval_text(c, t)}) AS VARCHAR)"
         if pa.types.is_floating(t) or pa.types.is_decimal(t):
             # A JSON number; NaN and infinities have none, so they are written as strings.
             text = value_text_sql(column, arrow_type, None, where)
@@ -607,7 +704,14 @@ def value_text_sql(column: str, arrow_type: pa.DataType, fmt: str | None, where:
             f"{where}: binary data ({t}) has no text form; set format: base64 or format: hex"
         )
     if pa.types.is_nested(t) or ext is not None:
+        _check_readable(t, where)
         raise ConfigError(f"{where}: {t} values have no text form of their own; set format: json")
+    if (pa.types.is_interval(t) or pa.types.is_duration(t)) and fmt is None:
+        raise ConfigError(
+            f"{where}: {t} values have no text form; set format: json to send each as an "
+            'ISO 8601 duration in JSON ("P1DT2H30M"), or cast the column to text or a number '
+            "in the query"
+        )
     if fmt is not None:
         return _formatted(c, t, fmt, where)
     if _is_text(t):
@@ -634,6 +738,15 @@ def value_text_sql(column: str, arrow_type: pa.DataType, fmt: str | None, where:
     )
 
 
+def _interval_text(c: str, t: pa.DataType) -> str:
+    """SQL for the ISO 8601 duration of an interval or duration column (as ingested)."""
+    import pyarrow as pa
+
+    if pa.types.is_interval(t):
+        return _duration_text(f"{c}.months", f"{c}.days", f"{c}.nanoseconds", 1_000_000_000)
+    return _duration_text(None, None, c, _UNITS[t.unit])
+
+
 def describe_rule(arrow_type: pa.DataType, fmt: str | None) -> str:
     """The rule :func:`value_text_sql` applies to ``arrow_type`` (with ``format: fmt``), in
     a few words for people (``validate``): the table in this module's docstring, abridged.
@@ -647,6 +760,8 @@ def describe_rule(arrow_type: pa.DataType, fmt: str | None) -> str:
     ext = _ext(t)
     if pa.types.is_null(t):
         return "empty cell (the column is NULL throughout)"
+    if fmt == "json" and (pa.types.is_interval(t) or pa.types.is_duration(t)):
+        return "ISO 8601 duration, as a JSON string"
     if fmt == "json" or (fmt is None and ext == "arrow.json"):
         return "JSON, compact"
     if fmt == "base64":
@@ -822,7 +937,8 @@ def _check_readable(t: pa.DataType, where: str) -> None:
     problem = _read_problem(t)
     if problem is not None:
         raise ConfigError(
-            f"{where}: {t} values cannot be read ({problem}); cast the column in the query"
+            f"{where}: DuckDB cannot read {t} values ({problem}); cast the column to text "
+            "in the query (for example CAST(column AS VARCHAR))"
         )
 
 
@@ -834,7 +950,8 @@ def _read_problem(t: pa.DataType) -> str | None:
     with _scratch_lock:
         con = _scratch()
         try:
-            con.register("probe", pa.table({"c": pa.array([], t)}))
+            # pa.nulls, not pa.array: pyarrow cannot build unions from Python values.
+            con.register("probe", pa.table({"c": pa.nulls(0, t)}))
             con.execute("SELECT to_json(c) FROM probe").fetchall()
         except (duckdb.Error, pa.ArrowException) as exc:
             text = str(exc).strip()
