@@ -414,7 +414,10 @@ def _duration_text(months: str | None, days: str | None, time: str, per_second: 
         f"THEN {sign} || (({rest} // {per_second}) % 60) || {fraction_text} || 'S' END) END"
     )
     nothing = " AND ".join([f"{x} = 0" for x in (months, days) if x is not None] + [f"{whole} = 0"])
-    return f"(CASE WHEN {nothing} THEN 'PT0S' ELSE concat('P', {', '.join(parts)}, {clock}) END)"
+    return (
+        f"(CASE WHEN {time} IS NULL THEN NULL WHEN {nothing} THEN 'PT0S' "
+        f"ELSE concat('P', {', '.join(parts)}, {clock}) END)"
+    )
 
 
 def _epoch_date(days: str) -> str:
