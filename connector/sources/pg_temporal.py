@@ -104,11 +104,12 @@ def register(adapters: AdaptersMap) -> None:
 
             def __init__(self, oid: int, context: Any = None) -> None:
                 super().__init__(oid, context)
-                self._fast = self._fast_loader(oid, context)
+                # The bound method, looked up once: this runs for every value.
+                self._load = self._fast_loader(oid, context).load
 
             def load(self, data: Any) -> Any:
                 try:
-                    return self._fast.load(data)
+                    return self._load(data)
                 except DataError:
                     return self._fallback(bytes(data).decode("ascii", "replace"))
 
