@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -555,3 +556,10 @@ def test_a_union_duckdb_cannot_read_says_which_cast_to_write(tmp_path: Path) -> 
             "cast the column to text in the query (for example CAST(column AS VARCHAR))" in message
         )
         assert "set format: json" not in message
+
+
+def test_the_readme_lists_exactly_the_allowed_directives() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| (dates|times of day) \| (.*) \|$", readme, re.M))
+    listed = {kind: set(re.findall(r"%(-?\w)", text)) for kind, text in rows.items()}
+    assert listed == {"dates": set(DATE_DIRECTIVES), "times of day": set(CLOCK_DIRECTIVES)}
