@@ -150,6 +150,27 @@ def staging_sql(config: SyncConfig, schema: pa.Schema) -> str:
     )
 
 
+def check_staging(config: SyncConfig, schema: pa.Schema) -> None:
+    """Build the staging SQL for ``schema`` and have DuckDB plan it over an empty stream:
+    whatever would stop a run before its first row (a type, a format, a batch size, a SQL
+    DuckDB refuses) is found without reading any data (``validate``)."""
+    import duckdb
+    import pyarrow as pa
+
+    sql = staging_sql(config, schema)
+    empty = staging_input(config, pa.RecordBatchReader.from_batches(schema, [])).read_all()
+    with duckdb.connect() as con:
+        con.register(SOURCE, empty)
+        try:
+            con.execute(f"EXPLAIN {sql}")
+        except duckdb.Error as exc:
+            problem = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(
+                f"{config.label}: DuckDB cannot run the staging SQL of this mapping "
+                f"({problem}); a sync would fail before sending anything"
+            ) from None
+
+
 def _line_room(config: SyncConfig) -> int:
     """The most bytes one profile's line may take in a batch (as :func:`cut_batches` cuts)."""
     header = header_line(config.identity.type, list(config.attributes))

@@ -94,9 +94,12 @@ def test_a_batch_size_that_cannot_hold_the_header_is_a_config_error(
     warehouse("CREATE TABLE customers AS SELECT 'c1' AS customer_id, 'x' AS tier")
     attributes = {f"attribute_with_a_long_name_{j:03d}": "tier" for j in range(40)}
     config = write_config(attributes=attributes, target={"max_bytes_per_batch": 1_024})
-    proc = run_cli("sync", config)
-    assert proc.returncode == 2
-    message = proc.stderr.strip().splitlines()[-1]
-    assert f"{config.resolve()}:" in message
-    assert "target.max_bytes_per_batch: a batch of 1,024 bytes cannot hold the header" in message
-    assert "raise max_bytes_per_batch" in message
+    for command in ("sync", "validate"):  # validate does not call fine what a run refuses
+        proc = run_cli(command, config)
+        assert proc.returncode == 2, command
+        message = proc.stderr.strip().splitlines()[-1]
+        assert f"{config.resolve()}:" in message
+        assert (
+            "target.max_bytes_per_batch: a batch of 1,024 bytes cannot hold the header" in message
+        )
+        assert "raise max_bytes_per_batch" in message
