@@ -96,9 +96,13 @@ def cut_batches(
         )
         too_long = np.flatnonzero(lengths > room)
         if too_long.size:
+            # An internal check: staging rejects such profiles (line_too_large). Only the exit
+            # line of a removed profile (on_removed: set), never staged, can still get here,
+            # with a long id and a max_bytes_per_batch far below the default.
             raise TargetSyncError(
                 f"a profile line of {int(lengths[too_long[0]])} bytes cannot fit in a batch of "
-                f"at most {max_bytes} bytes; raise target.max_bytes_per_batch"
+                f"at most {max_bytes} bytes (staging rejects such profiles as line_too_large; "
+                "this one was not staged); raise target.max_bytes_per_batch"
             )
         ends = np.cumsum(lengths)
         position = 0

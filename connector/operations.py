@@ -245,6 +245,7 @@ def validate(config: SyncConfig | str | os.PathLike[str]) -> dict[str, Any]:
     """
     from . import sources
     from .serialize import attribute_columns, check_columns, describe_rule, id_text_sql
+    from .staging import check_staging
     from .target import TargetClient
 
     config = as_config(config)
@@ -252,6 +253,7 @@ def validate(config: SyncConfig | str | os.PathLike[str]) -> dict[str, Any]:
     check_columns(config, schema)
     # Both raise a ConfigError naming the attribute (or the id) whose type has no text form.
     columns = attribute_columns(config, schema)
+    check_staging(config, schema)  # what else a run would refuse before its first row
     id_type = schema.field(config.identity.column).type
     id_text_sql(config.identity.column, id_type, config.locate("identity", "column"))
     mapped = [

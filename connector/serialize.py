@@ -37,13 +37,20 @@ timestamp (s, ms, us, ns)   ``YYYY-MM-DDTHH:MM:SS`` with the same year rule, the
                             a whole number of microseconds; the same instant gives the same
                             text in every unit
 timestamp with a zone       the same instant in UTC, with ``Z`` (the zone name is not sent)
+±infinity, out of range     a date that is DuckDB's ``infinity`` / ``-infinity`` or outside
+                            its dates, a timestamp that is ``±infinity`` or outside its
+                            timestamps (-290308-12-21 to 294247-01-10): no text; the row is
+                            rejected (``value_out_of_range``, see staging.py)
 time32, time64              ``HH:MM:SS`` and the same fraction rule
 null (all-NULL column)      an empty cell (or the ``null:`` replacement)
 uuid extension              lowercase ``8-4-4-4-12`` hex
 json extension              the JSON, compacted (as ``format: json``)
 binary, fixed/large binary  no text form: ``format: base64`` or ``format: hex`` (lowercase)
-list, struct, map, union    no text form: ``format: json``
-duration, interval, others  no text form: ``format: json``, or cast in the query
+list, struct, map, union    no text form: ``format: json`` (a union DuckDB cannot read, a
+                            dense one, needs a cast to text in the query)
+interval, duration          no text form: ``format: json`` writes the ISO 8601 duration as a
+                            JSON string (``"P1Y2M3DT4H5M6.5S"``, see :func:`_duration_text`)
+others                      no text form: cast the column in the query
 ==========================  ================================================================
 
 ``format:`` overrides the rule for one attribute:
@@ -51,8 +58,9 @@ duration, interval, others  no text form: ``format: json``, or cast in the query
 - ``json`` (any type): nested values as DuckDB's ``to_json`` writes them (compact, keys in
   declared order); a scalar as a JSON scalar (strings, dates, times quoted);
 - ``base64`` / ``hex`` (binary);
-- a strftime pattern (dates, times, timestamps; timestamps with a zone in UTC), e.g.
-  ``%Y-%m-%d``;
+- a strftime pattern (dates, times, timestamps; timestamps with a zone in UTC, so ``%Z``
+  is ``UTC`` and ``%z`` ``+0000``), e.g. ``%Y-%m-%d``, with the directives of
+  :data:`DATE_DIRECTIVES`, :data:`CLOCK_DIRECTIVES` and :data:`ZONE_DIRECTIVES` only;
 - a printf pattern with one conversion (numbers), e.g. ``%.2f``, ``%05d``, ``EUR %.2f``.
   ``%.Nf`` (no flags or width) on integers and decimals is exact, rounded half away from
   zero in decimal arithmetic; other patterns format decimals as doubles (DuckDB's printf).
@@ -100,6 +108,14 @@ SERIALIZATION_VERSION = 2
 
 # Units per second of Arrow's time units.
 _UNITS = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+def _interval_struct() -> pa.DataType:
+    import pyarrow as pa
+
+    return pa.struct([("months", pa.int32()), ("days", pa.int32()), ("nanoseconds", pa.int64())])
+
+
 _MAX_DECIMAL128 = 38
 
 
@@ -120,11 +136,13 @@ def sql_literal(text: str) -> str:
 
 @dataclass(frozen=True)
 class Column:
-    """One Target attribute as SQL: its name and the expression giving its plain text."""
+    """One Target attribute as SQL: its name, the expression giving its plain text, and
+    (for dates and timestamps) the expression saying why a value has none (else NULL)."""
 
     name: str
     text_sql: str
     null_replacement: str | None
+    problem_sql: str | None = None
 
 
 # -- the Arrow side: what DuckDB is handed -----------------------------------------------
@@ -165,8 +183,15 @@ def ingest_type(t: pa.DataType) -> pa.DataType:
         if (precision, scale) != (t.precision, t.scale) or not pa.types.is_decimal128(t):
             return pa.decimal128(precision, scale)
         return t
-    if pa.types.is_timestamp(t) or pa.types.is_time(t) or pa.types.is_date64(t):
+    if (
+        pa.types.is_timestamp(t)
+        or pa.types.is_time(t)
+        or pa.types.is_date64(t)
+        or pa.types.is_duration(t)
+    ):
         return pa.int64()
+    if pa.types.is_interval(t):
+        return _interval_struct()
     return t
 
 
@@ -179,8 +204,15 @@ def ingest_array(array: pa.Array, t: pa.DataType) -> pa.Array:
         return array
     if pa.types.is_dictionary(t):
         return ingest_array(array.cast(t.value_type), t.value_type)
-    if pa.types.is_timestamp(t) or pa.types.is_time64(t) or pa.types.is_date64(t):
+    if (
+        pa.types.is_timestamp(t)
+        or pa.types.is_time64(t)
+        or pa.types.is_date64(t)
+        or pa.types.is_duration(t)
+    ):
         return array.view(pa.int64())
+    if pa.types.is_interval(t):
+        return _interval_parts(array)
     if pa.types.is_time32(t):
         return array.view(pa.int32()).cast(pa.int64())
     if pa.types.is_float16(t):
@@ -190,6 +222,24 @@ def ingest_array(array: pa.Array, t: pa.DataType) -> pa.Array:
             array = array.cast(pa.decimal256(t.precision - t.scale, 0))
         return array.cast(pa.string())
     return array.cast(target)
+
+
+def _interval_parts(array: pa.Array) -> pa.Array:
+    """A month_day_nano_interval array as the struct of its three integers, read straight
+    from its buffer (16 bytes a value: int32 months, int32 days, int64 nanoseconds)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = ("months", "days", "nanoseconds")
+    layout = np.dtype(list(zip(names, ("<i4", "<i4", "<i8"), strict=True)))
+    data = array.buffers()[1]
+    values = np.frombuffer(data, dtype=layout, count=array.offset + len(array))[array.offset :]
+    return pa.StructArray.from_arrays(
+        [pa.array(values[name]) for name in names],
+        fields=list(_interval_struct()),
+        mask=pc.is_null(array) if array.null_count else None,
+    )
 
 
 def ingest_reader(reader: pa.RecordBatchReader, columns: list[str]) -> pa.RecordBatchReader:
@@ -320,6 +370,56 @@ def _clock_text(units: str, per_second: int) -> str:
     )
 
 
+def _duration_text(months: str | None, days: str | None, time: str, per_second: int) -> str:
+    """SQL for an ISO 8601 duration, as PostgreSQL writes intervals with ``IntervalStyle
+    iso_8601``: ``P1Y2M3DT4H5M6.5S``, only the parts that are not zero, each with its own
+    sign (``P-1Y-2M3DT-4H``); zero is ``PT0S``. ``months`` and ``days`` are signed integers
+    (None: none); ``time`` a signed count of ``per_second`` units (seconds fraction trimmed).
+    Without ``days``, whole days of ``time`` are written as days, as Python's timedelta
+    counts them, 24 hours each.
+    """
+    t = f"CAST({time} AS HUGEINT)"  # abs() of the smallest BIGINT would overflow
+    whole = f"abs({t})"
+    sign = f"CASE WHEN {t} < 0 THEN '-' ELSE '' END"
+    parts = []
+    if months is not None:
+        parts += [
+            f"CASE WHEN {months} // 12 <> 0 THEN CAST({months} // 12 AS VARCHAR) || 'Y' END",
+            f"CASE WHEN {months} % 12 <> 0 THEN CAST({months} % 12 AS VARCHAR) || 'M' END",
+        ]
+    per_day = 86_400 * per_second
+    if days is not None:
+        parts.append(f"CASE WHEN {days} <> 0 THEN CAST({days} AS VARCHAR) || 'D' END")
+        rest = whole
+    else:
+        parts.append(
+            f"CASE WHEN {whole} >= {per_day} THEN {sign} || ({whole} // {per_day}) || 'D' END"
+        )
+        rest = f"({whole} % {per_day})"
+    fraction = f"({rest} % {per_second})"
+    digits = len(str(per_second)) - 1
+    fraction_text = (
+        f"CASE WHEN {fraction} <> 0 "
+        f"THEN '.' || rtrim(lpad(CAST({fraction} AS VARCHAR), {digits}, '0'), '0') ELSE '' END"
+        if per_second > 1
+        else "''"
+    )
+    clock = (
+        f"CASE WHEN {rest} <> 0 THEN concat('T', "
+        f"CASE WHEN {rest} >= {3600 * per_second} "
+        f"THEN {sign} || ({rest} // {3600 * per_second}) || 'H' END, "
+        f"CASE WHEN ({rest} // {60 * per_second}) % 60 <> 0 "
+        f"THEN {sign} || (({rest} // {60 * per_second}) % 60) || 'M' END, "
+        f"CASE WHEN {rest} % {60 * per_second} <> 0 "
+        f"THEN {sign} || (({rest} // {per_second}) % 60) || {fraction_text} || 'S' END) END"
+    )
+    nothing = " AND ".join([f"{x} = 0" for x in (months, days) if x is not None] + [f"{whole} = 0"])
+    return (
+        f"(CASE WHEN {time} IS NULL THEN NULL WHEN {nothing} THEN 'PT0S' "
+        f"ELSE concat('P', {', '.join(parts)}, {clock}) END)"
+    )
+
+
 def _epoch_date(days: str) -> str:
     return f"(DATE '1970-01-01' + CAST({days} AS INTEGER))"
 
@@ -327,6 +427,69 @@ def _epoch_date(days: str) -> str:
 # The first and last second of years 0000 to 9999, since the epoch.
 _YEAR_0 = -62_167_219_200
 _YEAR_10000 = 253_402_300_800
+
+# DuckDB's infinities as they reach Arrow: DATE 'infinity' is the largest date32, TIMESTAMP
+# 'infinity' (in every unit) the largest int64; '-infinity' their negation. Its dates and
+# timestamps lie strictly between the two; so do the values written here.
+_DATE_INFINITY = 2**31 - 1
+_INT64_INFINITY = 2**63 - 1
+_MS_PER_DAY = 86_400_000
+
+
+def _temporal_limits(c: str, t: pa.DataType) -> tuple[str, str] | None:
+    """For a date or timestamp column ``c`` (as ingested): SQL true when its value can be
+    written, and SQL saying why not (``infinity``, ``-infinity``, out of range) where it
+    cannot. None for other types.
+
+    A DATE lies between DuckDB's -infinity and infinity; a timestamp's microseconds (its
+    nanoseconds for ``ns``) fit strictly between DuckDB's TIMESTAMP infinities. Anything
+    else has no date text: it is rejected (``value_out_of_range``), never written as an
+    empty cell or as the digits of DuckDB's infinity sentinel.
+    """
+    import pyarrow as pa
+
+    if pa.types.is_date32(t):
+        valid = f"({c} > '-infinity'::DATE AND {c} < 'infinity'::DATE)"
+        infinity, minus_infinity = f"{c} = 'infinity'::DATE", f"{c} = '-infinity'::DATE"
+        what = "dates (-5877641-06-25 to 5881580-07-10)"
+    elif pa.types.is_date64(t):
+        last = (_DATE_INFINITY - 1) * _MS_PER_DAY
+        valid = f"({c} BETWEEN {-last} AND {last + _MS_PER_DAY - 1})"
+        infinity, minus_infinity = f"{c} = {_INT64_INFINITY}", f"{c} = {-_INT64_INFINITY}"
+        what = "dates (-5877641-06-25 to 5881580-07-10)"
+    elif pa.types.is_timestamp(t):
+        per_micro = 1_000_000 // _UNITS[t.unit] if t.unit != "ns" else 1
+        last = (_INT64_INFINITY - 1) // per_micro
+        valid = f"({c} BETWEEN {-last} AND {last})"
+        infinity, minus_infinity = f"{c} = {_INT64_INFINITY}", f"{c} = {-_INT64_INFINITY}"
+        what = "timestamps (-290308-12-21 to 294247-01-10)"
+    else:
+        return None
+    problem = (
+        f"CASE WHEN {infinity} THEN 'infinity' WHEN {minus_infinity} THEN '-infinity' "
+        f"ELSE {sql_literal('outside the range of DuckDB ' + what)} END"
+    )
+    return valid, problem
+
+
+def _within_limits(c: str, t: pa.DataType, text: str) -> str:
+    """``text`` where the date or timestamp ``c`` can be written, else NULL (the row is
+    rejected by the staging SQL, see :func:`value_problem_sql`)."""
+    limits = _temporal_limits(c, t)
+    return text if limits is None else f"(CASE WHEN {limits[0]} THEN {text} END)"
+
+
+def value_problem_sql(column: str, arrow_type: pa.DataType) -> str | None:
+    """SQL saying why a value of ``column`` has no text (``infinity``, ...), NULL when it has
+    one or is NULL; None when no value of the type can lack one."""
+    import pyarrow as pa
+
+    t = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+    limits = _temporal_limits(quote_ident(column), t)
+    if limits is None:
+        return None
+    valid, problem = limits
+    return f"(CASE WHEN NOT {valid} THEN {problem} END)"
 
 
 def _timestamp_text(c: str, unit: str, zone: bool) -> str:
@@ -521,6 +684,8 @@ def value_text_sql(column: str, arrow_type: pa.DataType, fmt: str | None, where:
             )
         if pa.types.is_boolean(t) or pa.types.is_integer(t):
             return f"CAST(to_json({c}) AS VARCHAR)"
+        if pa.types.is_interval(t) or pa.types.is_duration(t):
+            return f"CAST(to_json({_interval_text(c, t)}) AS VARCHAR)"
         if pa.types.is_floating(t) or pa.types.is_decimal(t):
             # A JSON number; NaN and infinities have none, so they are written as strings.
             text = value_text_sql(column, arrow_type, None, where)
@@ -542,7 +707,14 @@ def value_text_sql(column: str, arrow_type: pa.DataType, fmt: str | None, where:
             f"{where}: binary data ({t}) has no text form; set format: base64 or format: hex"
         )
     if pa.types.is_nested(t) or ext is not None:
+        _check_readable(t, where)
         raise ConfigError(f"{where}: {t} values have no text form of their own; set format: json")
+    if (pa.types.is_interval(t) or pa.types.is_duration(t)) and fmt is None:
+        raise ConfigError(
+            f"{where}: {t} values have no text form; set format: json to send each as an "
+            'ISO 8601 duration in JSON ("P1DT2H30M"), or cast the column to text or a number '
+            "in the query"
+        )
     if fmt is not None:
         return _formatted(c, t, fmt, where)
     if _is_text(t):
@@ -556,17 +728,26 @@ def value_text_sql(column: str, arrow_type: pa.DataType, fmt: str | None, where:
         # digits), trailing zeros trimmed. Floats: Arrow's shortest text, rewritten.
         return _number_text(c, t)
     if pa.types.is_date32(t):
-        return _date_text(c)
+        return _within_limits(c, t, _date_text(c))
     if pa.types.is_date64(t):
-        return _date_text(_epoch_date(_floor_div(c, 86_400_000)))
+        return _within_limits(c, t, _date_text(_epoch_date(_floor_div(c, _MS_PER_DAY))))
     if pa.types.is_timestamp(t):
-        return _timestamp_text(c, t.unit, t.tz is not None)
+        return _within_limits(c, t, _timestamp_text(c, t.unit, t.tz is not None))
     if pa.types.is_time(t):
         return _clock_text(c, _UNITS[t.unit])
     raise ConfigError(
         f"{where}: {t} values have no text form; set format: json, or cast the column "
         "to text or a number in the query"
     )
+
+
+def _interval_text(c: str, t: pa.DataType) -> str:
+    """SQL for the ISO 8601 duration of an interval or duration column (as ingested)."""
+    import pyarrow as pa
+
+    if pa.types.is_interval(t):
+        return _duration_text(f"{c}.months", f"{c}.days", f"{c}.nanoseconds", 1_000_000_000)
+    return _duration_text(None, None, c, _UNITS[t.unit])
 
 
 def describe_rule(arrow_type: pa.DataType, fmt: str | None) -> str:
@@ -582,6 +763,8 @@ def describe_rule(arrow_type: pa.DataType, fmt: str | None) -> str:
     ext = _ext(t)
     if pa.types.is_null(t):
         return "empty cell (the column is NULL throughout)"
+    if fmt == "json" and (pa.types.is_interval(t) or pa.types.is_duration(t)):
+        return "ISO 8601 duration, as a JSON string"
     if fmt == "json" or (fmt is None and ext == "arrow.json"):
         return "JSON, compact"
     if fmt == "base64":
@@ -625,11 +808,15 @@ def _formatted(c: str, t: pa.DataType, fmt: str, where: str) -> str:
     if fmt in ("base64", "hex"):
         raise ConfigError(f"{where}: format: {fmt} applies to binary data, not to {t} values")
     if pa.types.is_date32(t):
-        sql = f"strftime({c}, {sql_literal(fmt)})"
+        pattern = sql_literal(strftime_pattern(fmt, t, where))
+        sql = _within_limits(c, t, f"strftime({c}, {pattern})")
     elif pa.types.is_date64(t):
-        sql = f"strftime({_epoch_date(_floor_div(c, 86_400_000))}, {sql_literal(fmt)})"
+        pattern = sql_literal(strftime_pattern(fmt, t, where))
+        date = _epoch_date(_floor_div(c, _MS_PER_DAY))
+        sql = _within_limits(c, t, f"strftime({date}, {pattern})")
     elif pa.types.is_timestamp(t) or pa.types.is_time(t):
-        sql = f"strftime({_timestamp_value(c, t.unit)}, {sql_literal(fmt)})"
+        pattern = sql_literal(strftime_pattern(fmt, t, where))
+        sql = _within_limits(c, t, f"strftime({_timestamp_value(c, t.unit)}, {pattern})")
     elif pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
         if pa.types.is_decimal(t) and ingest_type(t) == pa.string():
             raise ConfigError(
@@ -645,6 +832,64 @@ def _formatted(c: str, t: pa.DataType, fmt: str, where: str) -> str:
         )
     _try_format(sql, c, t, fmt, where)
     return sql
+
+
+# The strftime directives a pattern may use, each giving what Python's datetime.strftime
+# gives for the same value (tests/test_edge_values.py checks every one against it), except
+# that %Y and %G always have four digits at least (glibc's Python writes year 927 as "927").
+# %g and %n (DuckDB's own: milliseconds, nanoseconds) have no Python counterpart. %c and %x
+# are left out: their text depends on the C library's locale, and DuckDB's differs.
+DATE_DIRECTIVES = (
+    *("a", "A", "w", "u", "d", "-d", "b", "B", "h", "m", "-m"),
+    *("y", "-y", "Y", "G", "V", "U", "W", "j", "-j"),
+)
+CLOCK_DIRECTIVES = ("H", "-H", "I", "-I", "p", "M", "-M", "S", "-S", "f", "g", "n", "X", "T")
+ZONE_DIRECTIVES = ("Z", "z")
+# What %Z and %z write for a timestamp with a zone (always shown in UTC), as Python does.
+_UTC_ZONE = {"Z": "UTC", "z": "+0000"}
+_DIRECTIVE = re.compile(r"%(-?.)?")
+
+
+def strftime_directives(t: pa.DataType) -> tuple[str, ...]:
+    """The directives (without ``%``) a strftime ``format:`` may use on ``t`` values."""
+    import pyarrow as pa
+
+    if pa.types.is_time(t):
+        return CLOCK_DIRECTIVES
+    zoned = pa.types.is_timestamp(t) and t.tz is not None
+    return DATE_DIRECTIVES + CLOCK_DIRECTIVES + (ZONE_DIRECTIVES if zoned else ())
+
+
+def strftime_pattern(fmt: str, t: pa.DataType, where: str) -> str:
+    """The DuckDB strftime pattern for ``format: fmt`` on ``t`` values, checked directive by
+    directive. A timestamp with a zone is formatted in UTC, so its %Z is ``UTC`` and its
+    %z ``+0000``; on other types %Z and %z name nothing and are refused."""
+    allowed = strftime_directives(t)
+    out = []
+    position = 0
+    for match in _DIRECTIVE.finditer(fmt):
+        out.append(fmt[position : match.start()])
+        position = match.end()
+        directive = match.group(1) or ""
+        if directive == "%":
+            out.append("%%")
+        elif directive in ZONE_DIRECTIVES and directive in allowed:
+            out.append(_UTC_ZONE[directive])
+        elif directive in allowed:
+            out.append(match.group(0))
+        else:
+            if directive in ZONE_DIRECTIVES:
+                problem = f"%{directive} names a time zone, and {t} values have none"
+            else:
+                shown = f"%{directive}" if directive else "a lone %"
+                problem = (
+                    f"{shown} is not a directive for them; use "
+                    + " ".join(f"%{d}" for d in allowed)
+                    + ", or %% for a percent sign"
+                )
+            raise ConfigError(f"{where}: format '{fmt}' cannot format {t} values ({problem})")
+    out.append(fmt[position:])
+    return "".join(out)
 
 
 def _try_format(sql: str, c: str, t: pa.DataType, fmt: str, where: str) -> None:
@@ -695,7 +940,8 @@ def _check_readable(t: pa.DataType, where: str) -> None:
     problem = _read_problem(t)
     if problem is not None:
         raise ConfigError(
-            f"{where}: {t} values cannot be read ({problem}); cast the column in the query"
+            f"{where}: DuckDB cannot read {t} values ({problem}); cast the column to text "
+            "in the query (for example CAST(column AS VARCHAR))"
         )
 
 
@@ -707,7 +953,8 @@ def _read_problem(t: pa.DataType) -> str | None:
     with _scratch_lock:
         con = _scratch()
         try:
-            con.register("probe", pa.table({"c": pa.array([], t)}))
+            # pa.nulls, not pa.array: pyarrow cannot build unions from Python values.
+            con.register("probe", pa.table({"c": pa.nulls(0, t)}))
             con.execute("SELECT to_json(c) FROM probe").fetchall()
         except (duckdb.Error, pa.ArrowException) as exc:
             text = str(exc).strip()
@@ -747,9 +994,9 @@ def attribute_columns(config: SyncConfig, schema: pa.Schema) -> list[Column]:
         assert spec.column is not None
         field = schema.field(spec.column)
         where = f"{where} (column {spec.column})"
-        columns.append(
-            Column(name, value_text_sql(spec.column, field.type, spec.format, where), spec.null)
-        )
+        text = value_text_sql(spec.column, field.type, spec.format, where)
+        problem = value_problem_sql(spec.column, field.type)
+        columns.append(Column(name, text, spec.null, problem))
     return columns
 
 

@@ -296,8 +296,11 @@ def _text_loaders(conn: Connection) -> None:
         return
     from psycopg.types.string import TextLoader
 
+    from .pg_temporal import register
+
     for name in ("json", "jsonb", "uuid"):
         adapters.register_loader(name, TextLoader)
+    register(adapters)  # infinity and years outside 1-9999 load too
 
 
 def _driver_sql(engine: Engine, sql: str) -> str:
