@@ -630,7 +630,7 @@ class StateStore:
         Only profiles last sent under a binding in ``comparable`` (the same attributes in the
         same order; None: every profile) are compared: other cells do not line up.
         """
-        if not names or comparable == []:
+        if not names or comparable == [] or not self.keep_values:
             return {}, {}
         only = (
             f" WHERE binding IN ({', '.join(sql_literal(b) for b in comparable)})"
@@ -656,7 +656,8 @@ class StateStore:
             f"JOIN (SELECT rowid AS snapshot_row, cells FROM {self.tables.snapshot}) AS p "
             "USING (snapshot_row))) GROUP BY position ORDER BY position"
         ).fetchall()
-        rows = [row for row in rows if row[0] <= len(names)]
+        # (a profile whose values are not kept has no old cells: no position)
+        rows = [row for row in rows if row[0] is not None and row[0] <= len(names)]
         changed = {names[i - 1]: int(n) for i, n, _ in rows if n}
         stale = {names[i - 1]: int(n) for i, _, n in rows if n and nullable[i - 1]}
         return changed, stale
