@@ -1,4 +1,5 @@
-"""The read-mostly operations around a sync: plan, validate, status, reset.
+"""The operations around a sync: plan, status, reset, validate, from the same stage
+functions as :func:`connector.sync`.
 
 None of them breaks a run: ``status`` reads the state file under the shared lock (a run
 starting meanwhile waits for it) and shows a run in progress from its sidecar without
@@ -10,21 +11,20 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from . import state
 from .config import SyncConfig
+from .delivery import Session
+from .delivery.retry import RetryPolicy
 from .errors import GuardrailError, StateError
-from .lock import RunLock, describe_holder, shared_read
-from .pipeline import Run, as_config, check_guardrails, comparable_bindings, new_run_id, prepare
+from .guardrails import check_guardrails
+from .mapping import binding_signature
+from .pipeline import Run, as_config, new_run_id, prepare
 from .private import private_umask
-from .result import SyncResult
-from .retry import RetryPolicy
-from .state import StateStore, damage_guard, reset_state
+from .state import ResetReport
 
 SAMPLE_SIZE = 5
 # validate answers within seconds; a sync keeps trying for longer (target.max_attempts).
@@ -60,41 +60,22 @@ class PlanReport:
         return asdict(self)
 
 
-def _private_copy(config: SyncConfig) -> StateStore:
-    """A scratch store over a copy of the state file, taken under the shared lock."""
-    path = Path(config.state.path)
-    with shared_read(path, config.name) as holder:
-        if holder is not None:
-            raise StateError(
-                f"{config.label}: a run is in progress ({describe_holder(holder)}); plan reads "
-                "the snapshot it leaves behind: run plan again once it has finished"
-            )
-        return StateStore.open(config.state, config.name, "scratch")
-
-
 def plan(config: SyncConfig | str | os.PathLike[str], sample: int = SAMPLE_SIZE) -> PlanReport:
     """Diff the source against the snapshot and report, sending nothing and writing nothing
     (it works on a private copy of the state file)."""
     config = as_config(config)
-    with (
-        private_umask(),
-        damage_guard(Path(config.state.path), config.name),
-        _private_copy(config) as store,
-    ):
-        run = Run(config, store, SyncResult(config.name, new_run_id(), dry_run=True), None)
+    with private_umask(), state.private_copy(config) as store:
+        session = Session(config, store, new_run_id(), binding_signature(config), _quiet)
+        run = Run(config, session, dry_run=True, listener=None, started_at="")
         prepare(run, strict=False, force=True, record=False)
-        result = run.result
+        assert run.staged is not None and run.prepared is not None
         try:
-            # plan changes nothing: the snapshot still holds what the run would start from.
-            check_guardrails(run, store.snapshot_size())
+            check_guardrails(config, run.staged, run.prepared)
             verdict = "pass"
         except GuardrailError as exc:
             verdict = f"would stop the run: {exc}"
         names = list(config.attributes)
-        comparable = comparable_bindings(run)
-        nullable = [s.null is None for s in config.attributes.values()]
-        changes, _ = store.attribute_changes(names, nullable, comparable)
-        bindings = store.bindings()
+        bindings = run.prepared.bindings
 
         def old_names(binding: str | None) -> list[str]:
             known = bindings.get(binding) if binding is not None else None
@@ -102,32 +83,35 @@ def plan(config: SyncConfig | str | os.PathLike[str], sample: int = SAMPLE_SIZE)
 
         samples = [
             {
-                "kind": kind,
-                "id": profile_id,
-                "old": _decode(old_names(binding), old) if old is not None else None,
-                "new": _decode(names, new) if new is not None else None,
+                "kind": s.kind,
+                "id": s.id,
+                "old": _decode(old_names(s.old_binding), s.old_cells)
+                if s.old_cells is not None
+                else None,
+                "new": _decode(names, s.new_cells) if s.new_cells is not None else None,
             }
-            for kind, profile_id, old, new, binding in store.sample_changes(sample)
+            for s in store.samples(sample)
         ]
         rejects = [
             {"id": i, "reason": reason, "detail": detail}
-            for i, reason, detail in store.rejects(sample * 4)
+            for i, reason, detail in store.staged_rejects(sample * 4)
         ]
         pending = len(store.pending_batches())
         store.drop_work_tables()
+    staged = run.staged
     on_removed = config.on_removed if isinstance(config.on_removed, str) else "set"
     return PlanReport(
         sync=config.name,
-        rows_read=result.rows_read,
-        new=result.new,
-        changed=result.changed,
-        retried=result.retried,
-        removed=result.removed,
-        unchanged=result.unchanged,
-        rejected=result.rejected,
-        attribute_changes=changes,
-        stale_nulls=result.stale_nulls,
-        full_resend_reason=result.full_resend_reason,
+        rows_read=staged.rows,
+        new=staged.new,
+        changed=staged.changed,
+        retried=staged.retried,
+        removed=staged.removed,
+        unchanged=staged.unchanged,
+        rejected=staged.rejected,
+        attribute_changes=run.field_changes.changed,
+        stale_nulls=run.field_changes.stale,
+        full_resend_reason=run.full_resend_reason,
         guardrail=verdict,
         on_removed=on_removed,
         samples=samples,
@@ -137,31 +121,21 @@ def plan(config: SyncConfig | str | os.PathLike[str], sample: int = SAMPLE_SIZE)
     )
 
 
+def _quiet(name: str, **fields: object) -> None:
+    """plan tells nobody about its stages."""
+
+
 def _decode(names: list[str], cells: str) -> dict[str, str]:
     return {name: unquote(value) for name, value in zip(names, cells.split(","), strict=False)}
-
-
-@contextmanager
-def reading_state(config: SyncConfig) -> Iterator[StateStore | None]:
-    """The state file opened read-only under the shared lock (a run starting meanwhile
-    waits); None when a run holds it (or no run ever created it): do not read it then."""
-    path = Path(config.state.path)
-    with shared_read(path, config.name) as holder:
-        if holder is not None or not path.exists():
-            yield None
-            return
-        with StateStore.open(config.state, config.name, "read") as store:
-            yield store
 
 
 def status(config: SyncConfig | str | os.PathLike[str], runs: int = 10) -> dict[str, Any]:
     """The last runs, pending batches, the failed and rejected rows of the last run, and the
     run in progress (with its counts so far) if there is one."""
     config = as_config(config)
-    path = Path(config.state.path)
     report: dict[str, Any] = {
         "sync": config.name,
-        "state_path": str(path),
+        "state_path": str(config.state.path),
         "running": None,
         "snapshot_profiles": 0,
         "runs": [],
@@ -169,31 +143,30 @@ def status(config: SyncConfig | str | os.PathLike[str], runs: int = 10) -> dict[
         "failed_rows": [],
         "rejects": [],
     }
-    with shared_read(path, config.name) as holder:
-        if holder is not None:
+    with state.for_reading(config) as reading:
+        if reading.running is not None:
             # The running process owns the file; its sidecar says how far it got.
-            report["running"] = {**holder, "holder": describe_holder(holder)}
+            report["running"] = reading.running
             return report
-        if not path.exists():
+        store = reading.store
+        if store is None:
             return report
-        with (
-            damage_guard(path, config.name),
-            StateStore.open(config.state, config.name, "read") as store,
-        ):
-            history = [_jsonable(run) for run in store.runs(runs)]
-            for run in history:
-                if run["outcome"] == "running":  # nobody holds the lock: that run died
-                    summary = json.dumps(run["summary"]) if run["summary"] else None
-                    dead = store.interrupted_summary(run["run_id"], summary)
-                    run.update(outcome="interrupted", summary=dead, message=dead["message"])
-            last = history[0]["run_id"] if history else None
-            report.update(
-                snapshot_profiles=store.snapshot_size(),
-                runs=history,
-                pending_batches=[_jsonable(b) for b in store.batches(state="pending")],
-                failed_rows=[_jsonable(r) for r in store.failed_rows(last, 100)] if last else [],
-                rejects=[_jsonable(r) for r in store.stored_rejects(last, 100)] if last else [],
-            )
+        history = [_jsonable(run) for run in store.history.runs(runs)]
+        for run in history:
+            if run["outcome"] == "running":  # nobody holds the lock: that run died
+                summary = json.dumps(run["summary"]) if run["summary"] else None
+                dead = store.history.interrupted_summary(run["run_id"], summary)
+                run.update(outcome="interrupted", summary=dead, message=dead["message"])
+        last = history[0]["run_id"] if history else None
+        report.update(
+            snapshot_profiles=store.snapshot_size(),
+            runs=history,
+            pending_batches=[_jsonable(b) for b in store.history.batches(state="pending")],
+            failed_rows=[_jsonable(r) for r in store.history.failed_rows(last, 100)]
+            if last
+            else [],
+            rejects=[_jsonable(r) for r in store.history.rejects(last, 100)] if last else [],
+        )
     return report
 
 
@@ -208,14 +181,6 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@dataclass(frozen=True)
-class ResetReport:
-    """What ``reset`` did."""
-
-    forgotten: int
-    damaged_kept_as: str | None
-
-
 def reset(config: SyncConfig | str | os.PathLike[str]) -> ResetReport:
     """Forget the snapshot of a sync so that the next run sends every profile.
 
@@ -223,17 +188,19 @@ def reset(config: SyncConfig | str | os.PathLike[str]) -> ResetReport:
     file is kept aside (the report says where) and a new one started.
     """
     config = as_config(config)
-    with private_umask(), RunLock(Path(config.state.path), config.name, "reset"):
-        forgotten, kept = reset_state(config.state, config.name)
-    return ResetReport(forgotten, str(kept) if kept else None)
+    with private_umask():
+        return state.reset(config)
 
 
 def invariant_violations(config: SyncConfig | str | os.PathLike[str]) -> list[str]:
     """What is wrong with a sync's snapshot (empty when it tells the truth); see
-    :meth:`StateStore.invariant_violations`. Reads under the shared lock."""
+    :meth:`connector.state.duckdb.DuckDBStore.invariant_violations`. Reads under the shared
+    lock; raises StateError while a run holds the file."""
     config = as_config(config)
-    with reading_state(config) as store:
-        return [] if store is None else store.invariant_violations()
+    with state.for_reading(config) as reading:
+        if reading.running is not None:
+            raise StateError(f"{config.label}: a run is in progress; check again once it ends")
+        return [] if reading.store is None else reading.store.invariant_violations()
 
 
 def validate(config: SyncConfig | str | os.PathLike[str]) -> dict[str, Any]:
@@ -244,9 +211,8 @@ def validate(config: SyncConfig | str | os.PathLike[str]) -> dict[str, Any]:
     ``exit_code`` is 1 when a sync would fail at Target, else 0.
     """
     from . import sources
-    from .serialize import attribute_columns, check_columns, describe_rule, id_text_sql
-    from .staging import check_staging
-    from .target import TargetClient
+    from .delivery.client import TargetClient
+    from .mapping import attribute_columns, check_columns, check_staging, describe_rule, id_text_sql
 
     config = as_config(config)
     schema = sources.probe_schema(config)

@@ -143,9 +143,56 @@ class SyncResult:
             return "Target is up to date; the next run sends only what changes"
         return "all delivered; the next run sends only what changes"
 
+    def summary_line(self, label: str) -> str:
+        """The closing message: what was read, sent, left behind, and why."""
+        parts = [
+            f"{label}: {self.rows_read} rows read; {self.new} new, {self.changed} changed, "
+            f"{self.removed} removed, {self.unchanged} unchanged"
+        ]
+        if self.retried:
+            parts[0] += f", {self.retried} retried (not confirmed by Target before)"
+        verb = "would send" if self.dry_run else "sent"
+        parts.append(
+            f"{verb} {self.sent + self.removed_sent} profile(s) in {self.batches} batch(es)"
+        )
+        if self.rejected:
+            parts.append(
+                f"{self.rejected_total} rejected ({reasons(self.rejected)}), not sent; "
+                "'target-sync status' lists them and they are sent once the data is fixed"
+            )
+        if self.failed:
+            parts.append(f"{self.failed} failed in Target; the next run resends them")
+        if self.not_found:
+            parts.append(
+                f"{self.not_found} not found in Target (API v1 updates existing profiles "
+                "only); the next run resends their batches, so a profile created later gets "
+                "its values"
+            )
+        earlier = self.resolved_from_earlier.get("reverted_rows", 0)
+        if earlier:
+            parts.append(
+                f"{earlier} row(s) of earlier batches were not applied by Target and were resent"
+            )
+        if self.pending_batches:
+            parts.append(
+                f"{self.pending_batches} batch(es) still processing; the next run checks them first"
+            )
+        if self.stale_nulls:
+            stale = ", ".join(f"{name}: {n}" for name, n in self.stale_nulls.items())
+            parts.append(
+                f"profiles whose value turned NULL keep their old value in Target ({stale}); "
+                "a 'null:' replacement on the attribute overwrites it"
+            )
+        return "; ".join(parts)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form of the result (also stored in the run history)."""
         data = asdict(self)
         data["rejected_total"] = self.rejected_total
         data["next_step"] = self.next_step
         return data
+
+
+def reasons(counts: dict[str, int]) -> str:
+    """``reason: n, ...`` in reason order (reject reasons, for messages)."""
+    return ", ".join(f"{reason}: {n}" for reason, n in sorted(counts.items()))

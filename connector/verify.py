@@ -28,17 +28,15 @@ import os
 import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
-from .binding import binding_signature
+from . import state
 from .config import SyncConfig
 from .errors import StateError, TargetFatalError
-from .lock import RunLock
+from .mapping import binding_signature
 from .pipeline import as_config
 from .result import EXIT_OK, EXIT_PARTIAL
-from .state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +139,7 @@ def verify(
     Raises a TargetError when Target cannot be asked (unreachable, unknown client code,
     refused token), a StateError when the state file cannot be read.
     """
-    from .target import TargetClient
+    from .delivery.client import TargetClient
 
     config = as_config(config)
     if sample < 1:
@@ -266,46 +264,24 @@ def _sample_snapshot(config: SyncConfig, sample: int, seed: int) -> SnapshotSamp
     owed ones are resent by the next run anyway, and others were sent with other attributes.
     The only place ``verify`` reads the state file.
     """
-    from .operations import reading_state
-
     empty = SnapshotSample(0, config.identity.type, list(config.attributes), [])
-    path = Path(config.state.path)
-    if not path.exists():
-        return empty
-    with reading_state(config) as store:
-        if store is None:
+    with state.for_reading(config) as reading:
+        if reading.running is not None:
             raise StateError(
-                f"{config.label}: a run is in progress and holds {path}; run verify again "
-                "when it has finished"
+                f"{config.label}: a run is in progress ({reading.running['holder']}); run "
+                "verify again when it has finished"
             )
-        return _draw(store, config, sample, seed)
-
-
-def _draw(store: StateStore, config: SyncConfig, sample: int, seed: int) -> SnapshotSample:
-    binding = binding_signature(config)
-    if binding not in store.bindings():
-        return SnapshotSample(0, config.identity.type, list(config.attributes), [])
-    snapshot = store.tables.snapshot
-    size = store.con.execute(f"SELECT count(*) FROM {snapshot} WHERE NOT gone").fetchone()
-    # A keyed hash orders the profiles at random, the same way for the same seed.
-    rows = store.con.execute(
-        f"SELECT s.id, s.cells, b.uploaded_at, coalesce(b.pending, false) FROM ("
-        f"  SELECT id, cells, batch_id FROM {snapshot} "
-        "   WHERE NOT gone AND fp IS NOT NULL AND binding = $binding"
-        "   ORDER BY hash(id, $seed), id LIMIT $sample"
-        ") AS s LEFT JOIN ("
-        "  SELECT batch_id, max(uploaded_at) AS uploaded_at, "
-        "         bool_or(state = 'pending') AS pending"
-        "  FROM ts_batches WHERE sync = $sync GROUP BY batch_id"
-        ") AS b USING (batch_id) ORDER BY s.id",
-        {"seed": seed, "sample": sample, "sync": config.name, "binding": binding},
-    ).fetchall()
-    return SnapshotSample(
-        snapshot_profiles=int(size[0]) if size else 0,
-        id_type=config.identity.type,
-        attributes=list(config.attributes),
-        profiles=[SampledProfile(r[0], r[1], r[2], bool(r[3])) for r in rows],
-    )
+        store = reading.store
+        binding = binding_signature(config)
+        if store is None or binding not in store.bindings():
+            return empty
+        drawn = store.draw(binding, sample, seed)
+        return SnapshotSample(
+            snapshot_profiles=store.snapshot_size(),
+            id_type=config.identity.type,
+            attributes=list(config.attributes),
+            profiles=[SampledProfile(p.id, p.cells, p.uploaded_at, p.pending) for p in drawn],
+        )
 
 
 def mark_for_resend(config: SyncConfig, ids: list[str]) -> int:
@@ -313,8 +289,5 @@ def mark_for_resend(config: SyncConfig, ids: list[str]) -> int:
     retried). Takes the run lock (so never while a run goes); returns how many."""
     if not ids:
         return 0
-    with (
-        RunLock(Path(config.state.path), config.name, "verify"),
-        StateStore.open(config.state, config.name) as store,
-    ):
+    with state.for_run(config, dry_run=False) as store:
         return store.mark_owed(ids)

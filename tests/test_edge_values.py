@@ -20,7 +20,7 @@ import pytest
 
 import connector
 from connector.emulator import Emulator
-from connector.serialize import CLOCK_DIRECTIVES, DATE_DIRECTIVES
+from connector.mapping.formats import CLOCK_DIRECTIVES, DATE_DIRECTIVES
 
 from .conftest import ConfigWriter, run_cli
 from .servers import postgres_connect, postgres_dsn, postgres_schema

@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 import connector
 from connector.config import parse_config
 from connector.emulator import Emulator
-from connector.staging import staging_input, staging_sql
-from connector.state import StateStore
+from connector.mapping import staging_input, staging_sql
+from connector.state.duckdb import DuckDBStore as StateStore
 
 from .conftest import ConfigWriter, run_cli
 

@@ -139,7 +139,7 @@ def test_a_null_id_does_not_hide_a_duplicate(
 def test_the_cheap_duplicate_precheck_agrees_with_the_exact_check(tmp_path: Path) -> None:
     """The pre-check may send the store to the exact check needlessly (a hash collision),
     never skip it when a duplicate exists: NULLs, empty ids, removed rows and collisions."""
-    from connector.state import duplicate_check_needed
+    from connector.state.duckdb import duplicate_check_needed
 
     con = duckdb.connect()
     cases: list[list[str | None]] = [
@@ -343,7 +343,7 @@ def test_plan_and_dry_run_write_nothing_to_the_state_folder(
 def test_a_sync_starting_while_status_reads_the_state_waits_for_it_and_succeeds(
     emulator: Emulator, warehouse: Warehouse, write_config: ConfigWriter, tmp_path: Path
 ) -> None:
-    from connector.operations import reading_state
+    from connector.state import for_reading
 
     warehouse(CUSTOMERS.format(n=20))
     config = write_config(emulator=emulator)
@@ -351,8 +351,8 @@ def test_a_sync_starting_while_status_reads_the_state_waits_for_it_and_succeeds(
     warehouse("UPDATE customers SET tier = 'platinum' WHERE customer_id = 'c1'")
 
     log = tmp_path / "sync.log"
-    with reading_state(load_config(config)) as store:  # what `status` holds while it reads
-        assert store is not None
+    with for_reading(load_config(config)) as reading:  # what `status` holds while it reads
+        assert reading.store is not None
         with log.open("w") as stderr:
             run = subprocess.Popen(
                 [*CLI, "--log-format", "json", "sync", str(config)],
@@ -371,7 +371,7 @@ def test_status_during_a_run_shows_it_running_with_its_progress(
     emulator: Emulator, warehouse: Warehouse, write_config: ConfigWriter
 ) -> None:
     warehouse(CUSTOMERS.format(n=1000))
-    emulator.faults.delay_seconds = 0.3
+    emulator.faults.delay_seconds = 0.6  # 12 s of uploads: long enough on a busy machine
     config = write_config(emulator=emulator, target={"max_rows_per_batch": 50})
     run = subprocess.Popen(
         [*CLI, "sync", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -640,8 +640,8 @@ CREATE TABLE snapshot__test_sync (id VARCHAR, cells VARCHAR, fp UBIGINT, batch_i
 def test_a_schema_1_state_file_is_upgraded_and_its_unchanged_profiles_are_not_resent(
     emulator: Emulator, warehouse: Warehouse, write_config: ConfigWriter
 ) -> None:
-    from connector.serialize import mapping_description, mapping_signature
-    from connector.state import FINGERPRINT_SCHEME
+    from connector.mapping import mapping_description, mapping_signature
+    from connector.state.duckdb import FINGERPRINT_SCHEME
 
     warehouse(CUSTOMERS.format(n=40))
     path = write_config(emulator=emulator)

@@ -26,10 +26,11 @@ import requests
 import connector
 from connector import retry
 from connector.config import TargetConfig
+from connector.delivery.client import TargetClient
+from connector.delivery.urls import token_allowed
 from connector.emulator import Emulator
 from connector.emulator import server as emulator_server
 from connector.errors import TargetFatalError
-from connector.target import TargetClient, token_allowed
 
 from .conftest import CUSTOMERS, ConfigWriter
 from .test_delivery import EmulatorTime, Events, FakeClock

@@ -146,7 +146,7 @@ def test_validate_reports_a_busy_target_as_unconfirmed(
 )
 def test_a_404_is_told_apart_by_what_it_says(answer: bytes, check: str) -> None:
     from connector.config import TargetConfig
-    from connector.target import TargetClient
+    from connector.delivery.client import TargetClient
 
     from .test_network import RawServer
 

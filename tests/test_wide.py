@@ -20,11 +20,10 @@ import pytest
 import yaml
 
 import connector
-from connector.binding import binding_signature
 from connector.config import parse_config
 from connector.emulator import Emulator
-from connector.staging import staging_input, staging_sql
-from connector.state import StateStore
+from connector.mapping import binding_signature, staging_input, staging_sql
+from connector.state.duckdb import DuckDBStore as StateStore
 
 from .conftest import ConfigWriter, run_cli
 from .test_fidelity import date_text, float_text, timestamp_text

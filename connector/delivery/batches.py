@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import TargetSyncError
-from .serialize import url_encode
+from ..errors import TargetSyncError
+from ..sqltext import url_encode
 
 BATCH_PREFIX = b"batch="
 

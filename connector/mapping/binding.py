@@ -13,10 +13,10 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from .serialize import mapping_description, mapping_signature
+from .signature import mapping_description, mapping_signature
 
 if TYPE_CHECKING:
-    from .config import SyncConfig
+    from ..config import SyncConfig
 
 
 def destination(config: SyncConfig) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .errors import TargetRetriableError
+from ..errors import TargetRetriableError
 
 log = logging.getLogger(__name__)
 

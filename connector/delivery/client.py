@@ -1,6 +1,6 @@
 """The Target bulk profile API client: upload a batch, read a batch's status.
 
-Speaks exactly what ``shared/target-api.md`` describes: the raw batch file POSTed as
+Speaks exactly what Adobe documents for the bulk profile API: the raw batch file POSTed as
 ``application/x-www-form-urlencoded`` to the v1 or v2 path, an optional bearer token, XML
 answers. ``success=false`` is a rejected batch whatever the HTTP status. 429, every 5xx,
 connection errors and timeouts are retried with backoff (``Retry-After`` honoured); every
@@ -15,203 +15,48 @@ text that could carry it is scrubbed.
 from __future__ import annotations
 
 import http.client
-import ipaddress
-import json
 import logging
-import re
-import socket
 import ssl
 import time
-import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
-from urllib.parse import parse_qs, quote, urljoin, urlsplit, urlunsplit
+from collections.abc import Callable
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import requests
 import urllib3.exceptions
 
-from .config import TargetConfig
-from .errors import ConfigError, TargetFatalError, TargetRetriableError
+from ..config import TargetConfig
+from ..errors import TargetFatalError, TargetRetriableError
+from .answers import (
+    PROBE_BATCH_ID,
+    BatchStatus,
+    Reachability,
+    UploadReceipt,
+    is_target_xml,
+    parse_status_answer,
+    parse_upload_answer,
+    profile_text,
+    retriable_status,
+    retry_after,
+)
+from .failures import NETWORK_REASONS, causes_of, find_cause, is_reset, tls_problem
 from .retry import RateLimiter, RetryPolicy, shared_limiter
+from .urls import (
+    TARGET_DOMAIN,
+    base_url,
+    batch_status_url,
+    bearer_token,
+    check_transport,
+    destination,
+    profile_url,
+    status_call_url,
+    token_allowed,
+    upload_url,
+)
 
 log = logging.getLogger(__name__)
 
+
 USER_AGENT = "target-sync/0.1"
-# RFC 6750 b64token, loosely: visible ASCII only (no space, line break or control character).
-_TOKEN = re.compile(r"[\x21-\x7e]+")
-
-
-def retriable_status(status: int) -> bool:
-    """429 and every 5xx: Target is busy or failing; the call is worth repeating."""
-    return status == 429 or 500 <= status <= 599
-
-
-@dataclass(frozen=True)
-class UploadReceipt:
-    """Target accepted a batch: where to read its status."""
-
-    batch_id: str
-    status_url: str
-    message: str
-    attempts: int
-    elapsed: float
-    http_status: int
-
-
-# The batch id `validate` asks about: Target knows no such batch.
-PROBE_BATCH_ID = "target-sync-validate"
-
-
-@dataclass(frozen=True)
-class Reachability:
-    """What Target said to ``validate``'s check, and whether a sync would get through.
-
-    ``check`` is one of ``accepted``, ``wrong_client_code``, ``token_missing``,
-    ``token_refused``, ``busy``, ``unreachable``, ``unexpected``.
-    """
-
-    check: str
-    ok: bool
-    message: str
-    http_status: int | None = None
-
-
-@dataclass(frozen=True)
-class BatchStatus:
-    """What a batch status call said."""
-
-    state: str  # complete | incomplete | stuck | unknown
-    failed_ids: list[str] = field(default_factory=list)
-    counters: dict[str, int] = field(default_factory=dict)
-    message: str = ""
-
-
-# Target's hosts: the upload host {client}.tt.omtrdc.net and the edge hosts its answers name.
-TARGET_DOMAIN = "tt.omtrdc.net"
-
-
-def base_url(config: TargetConfig) -> str:
-    """The configured base URL, or Target's own host for the client code."""
-    return config.base_url or f"https://{config.client_code}.{TARGET_DOMAIN}"
-
-
-def _client_root(config: TargetConfig) -> str:
-    return f"{base_url(config)}/m2/{config.client_code}"
-
-
-def destination(config: TargetConfig) -> str:
-    """What identifies one Target account for pacing: the base URL and the client code."""
-    return _client_root(config)
-
-
-def _origin(url: str) -> tuple[str, int | None]:
-    """(host, port) of a URL, the port made explicit for http and https."""
-    parts = urlsplit(url)
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return (parts.hostname or "").lower(), port or default
-
-
-def token_allowed(config: TargetConfig, url: str) -> bool:
-    """Whether a request to ``url`` may carry the bearer token.
-
-    Only Target's hosts may: the host (and port) of the configured base URL, which is the
-    upload host, and Target's edge hosts, any name under ``tt.omtrdc.net`` (matched on a
-    dot boundary, so ``eviltt.omtrdc.net.example`` and ``xtt.omtrdc.net`` do not match).
-    """
-    host, port = _origin(url)
-    if not host:
-        return False
-    base_host, base_port = _origin(base_url(config))
-    if port == base_port and (
-        host == base_host or (_is_loopback(host) and _is_loopback(base_host))
-    ):
-        return True  # (localhost and 127.0.0.1 are the same machine)
-    return host == TARGET_DOMAIN or host.endswith("." + TARGET_DOMAIN)
-
-
-def upload_url(config: TargetConfig) -> str:
-    """The batchUpdate URL for the configured client and API version."""
-    path = "v2/profile/batchUpdate" if config.api_version == 2 else "profile/batchUpdate"
-    return f"{_client_root(config)}/{path}"
-
-
-def batch_status_url(config: TargetConfig) -> str:
-    """The batchStatus URL on the upload host (``validate`` probes it for reachability)."""
-    return f"{_client_root(config)}/profile/batchStatus"
-
-
-def profile_url(config: TargetConfig, id_type: str, profile_id: str) -> str:
-    """The profile API URL that reads one profile back (``?client=`` is added per call)."""
-    quoted = quote(profile_id, safe="")
-    if id_type == "thirdPartyId":
-        return f"{base_url(config)}/rest/v1/profiles/thirdPartyId/{quoted}"
-    return f"{base_url(config)}/rest/v1/profiles/{quoted}"
-
-
-def check_transport(url: str, allow_insecure_http: bool, where: str) -> None:
-    """Refuse plain http:// to anything but loopback unless explicitly allowed."""
-    parts = urlsplit(url)
-    if parts.scheme != "http" or allow_insecure_http:
-        return
-    host = parts.hostname or ""
-    if not _is_loopback(host):
-        raise ConfigError(
-            f"{where}: refusing plain http:// to {host} (profile data and the token would "
-            "cross the network unencrypted); use https:// or set "
-            "target.allow_insecure_http: true"
-        )
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def status_call_url(status_url: str, allow_insecure_http: bool) -> str:
-    """The URL to GET for a batch's status: the ``batchStatus`` URL Target gave, with
-    ``showDetails=true``.
-
-    Target's answers name an edge host with ``http://`` (so does its documentation); HTTPS
-    works on the same host, so a plain-http URL to anything but loopback is read over
-    ``https://`` unless ``allow_insecure_http`` is set.
-    """
-    parts = urlsplit(status_url)
-    if (
-        parts.scheme == "http"
-        and not allow_insecure_http
-        and not _is_loopback(parts.hostname or "")
-    ):
-        parts = parts._replace(scheme="https")
-    query = f"{parts.query}&showDetails=true" if parts.query else "showDetails=true"
-    return urlunsplit(parts._replace(query=query))
-
-
-def bearer_token(config: TargetConfig, label: str) -> str | None:
-    """The configured token, stripped of surrounding whitespace (a secret read from a file
-    often ends in a newline); None when none is configured or it is empty.
-
-    Raises ConfigError, without showing the value, when the token holds characters an HTTP
-    header cannot carry.
-    """
-    if config.auth_token is None:
-        return None
-    token = config.auth_token.get_secret_value().strip()
-    if not token:
-        return None
-    if not _TOKEN.fullmatch(token):
-        raise ConfigError(
-            f"{label}: target.auth_token holds spaces, line breaks or non-ASCII characters "
-            f"({len(token)} characters; the value is not shown); copy the token again from "
-            "Target (Administration > Implementation > Profile API)"
-        )
-    return token
 
 
 class TargetClient:
@@ -272,7 +117,7 @@ class TargetClient:
             attempts += 1
             response = self._call("POST", self.url, what, data=body)
             self._check_auth(response, what)
-            success, status_url, message = _parse_upload_answer(response, what)
+            success, status_url, message = parse_upload_answer(response, what)
             if not success:
                 raise TargetFatalError(
                     f"Target rejected {what} (HTTP {response.status_code}, success=false: "
@@ -324,7 +169,7 @@ class TargetClient:
                 return BatchStatus(state="unknown", message=str(exc))
             self._check_auth(response, what)
             try:
-                return _parse_status_answer(response, what)
+                return parse_status_answer(response, what)
             except TargetFatalError as exc:
                 return BatchStatus(state="unknown", message=str(exc))
 
@@ -360,7 +205,7 @@ class TargetClient:
             if not isinstance(held, dict):
                 return {}
             return {
-                name: _profile_text(entry.get("value"))
+                name: profile_text(entry.get("value"))
                 for name, entry in held.items()
                 if isinstance(entry, dict) and entry.get("value") is not None
             }
@@ -431,7 +276,7 @@ class TargetClient:
             )
         # Target's XML, or an answer naming the batch asked for, came from the batch lookup
         # of a client Target knows (some answer an unknown batch with 404).
-        if _is_target_xml(response) or PROBE_BATCH_ID in response.text:
+        if is_target_xml(response) or PROBE_BATCH_ID in response.text:
             token = "the token accepted" if self._token else "no token needed"
             return Reachability(
                 "accepted",
@@ -507,7 +352,7 @@ class TargetClient:
         if retriable_status(response.status_code):
             raise TargetRetriableError(
                 f"HTTP {response.status_code}",
-                _retry_after(response.headers.get("Retry-After")),
+                retry_after(response.headers.get("Retry-After")),
                 response.status_code,
             )
         if response.is_redirect:
@@ -526,11 +371,13 @@ class TargetClient:
         """What a failed round trip means, by the failure's type (never its text):
         retriable network trouble, a fatal TLS failure or request, or None for an exception
         that is not about the network at all (a bug: let it surface)."""
-        causes = list(_causes(exc))
+        causes = list(causes_of(exc))
         host = urlsplit(url).hostname or url
-        tls = _find(causes, ssl.SSLError, urllib3.exceptions.SSLError, requests.exceptions.SSLError)
-        if tls is not None and not _is_reset(causes):
-            return TargetFatalError(_tls_problem(causes, host, what))
+        tls = find_cause(
+            causes, ssl.SSLError, urllib3.exceptions.SSLError, requests.exceptions.SSLError
+        )
+        if tls is not None and not is_reset(causes):
+            return TargetFatalError(tls_problem(causes, host, what))
         if isinstance(
             exc,
             requests.ConnectionError
@@ -556,7 +403,7 @@ class TargetClient:
 
     def _network_reason(self, exc: Exception, causes: list[BaseException]) -> str:
         """A short, secret-free reason for a failed round trip, from the failure's types."""
-        connect_timeout = _find(causes, urllib3.exceptions.ConnectTimeoutError)
+        connect_timeout = find_cause(causes, urllib3.exceptions.ConnectTimeoutError)
         # (urllib3's NewConnectionError, a refused connection for one, is a
         # ConnectTimeoutError too, for backward compatibility: not a timeout.)
         if isinstance(exc, requests.ConnectTimeout) or (
@@ -567,7 +414,7 @@ class TargetClient:
                 "no connection within target.connect_timeout_seconds="
                 f"{self.config.connect_timeout_seconds:g}"
             )
-        if isinstance(exc, requests.ReadTimeout) or _find(
+        if isinstance(exc, requests.ReadTimeout) or find_cause(
             causes, urllib3.exceptions.ReadTimeoutError, TimeoutError
         ):
             return (
@@ -577,137 +424,10 @@ class TargetClient:
         if isinstance(exc, requests.exceptions.ChunkedEncodingError):
             return "connection broken while reading the answer"
         # Most specific first: RemoteDisconnected is a ConnectionResetError too.
-        for kinds, reason in _NETWORK_REASONS:
-            if _find(causes, *kinds) is not None:
+        for kinds, reason in NETWORK_REASONS:
+            if find_cause(causes, *kinds) is not None:
                 return reason
         return f"{type(exc).__name__} talking to Target"
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text
-
-
-_NETWORK_REASONS: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
-    ((http.client.RemoteDisconnected,), "connection closed without an answer"),
-    ((ConnectionRefusedError,), "connection refused"),
-    ((urllib3.exceptions.NameResolutionError, socket.gaierror), "host name not found"),
-    ((ssl.SSLEOFError, ssl.SSLZeroReturnError), "connection closed during the TLS handshake"),
-    ((BrokenPipeError,), "connection closed while sending"),
-    (
-        (http.client.IncompleteRead, urllib3.exceptions.IncompleteRead),
-        "connection broken while reading the answer",
-    ),
-    ((ConnectionResetError,), "connection reset"),
-    ((ConnectionAbortedError,), "connection aborted"),
-)
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and every exception it wraps: requests and urllib3 keep the real failure in
-    ``args``, ``reason``, ``__cause__`` or ``__context__``."""
-    seen: set[int] = set()
-    todo: list[BaseException] = [exc]
-    while todo:
-        current = todo.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        wrapped = [*current.args, getattr(current, "reason", None)]
-        wrapped += [current.__cause__, current.__context__]
-        todo.extend(item for item in wrapped if isinstance(item, BaseException))
-
-
-def _find(causes: list[BaseException], *kinds: type[BaseException]) -> BaseException | None:
-    return next((c for c in causes if isinstance(c, kinds)), None)
-
-
-def _is_reset(causes: list[BaseException]) -> bool:
-    """A TLS "error" that is only the connection going away mid-handshake: retriable."""
-    return _find(causes, ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError) is not None
-
-
-def _tls_problem(causes: list[BaseException], host: str, what: str) -> str:
-    """The one-line message of a fatal TLS failure."""
-    untrusted = _find(causes, ssl.SSLCertVerificationError)
-    if isinstance(untrusted, ssl.SSLCertVerificationError):
-        detail = untrusted.verify_message or untrusted.reason or "verification failed"
-        problem = f"the TLS certificate of {host} is not trusted ({detail})"
-        fix = "check target.base_url; a private CA's bundle can be named in REQUESTS_CA_BUNDLE"
-    else:
-        failure = _find(causes, ssl.SSLError)
-        detail = getattr(failure, "reason", None) or type(failure).__name__
-        problem = f"the TLS handshake with {host} failed ({detail})"
-        fix = "check that target.base_url names an https:// server, or http:// for a plain one"
-    return f"{what}: {problem}; not retried: {fix}"
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def _xml(response: requests.Response, what: str) -> ET.Element:
-    try:
-        return ET.fromstring(response.content)
-    except ET.ParseError:
-        snippet = response.text[:120].replace("\n", " ")
-        raise TargetFatalError(
-            f"Target answered {what} with HTTP {response.status_code} and no XML ({snippet!r})"
-        ) from None
-
-
-def _profile_text(value: object) -> str:
-    """A profile attribute's value as text: Target stores text, but a JSON answer might
-    carry a number or a boolean; they read as the texts that were sent (``true``, ``1.5``)."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)
-
-
-def _is_target_xml(response: requests.Response) -> bool:
-    """Whether an answer is one of Target's XML ``<response>`` documents."""
-    try:
-        return ET.fromstring(response.content).tag == "response"
-    except ET.ParseError:
-        return False
-
-
-def _parse_upload_answer(response: requests.Response, what: str) -> tuple[bool, str, str]:
-    root = _xml(response, what)
-    success = (root.findtext("success") or "").strip().lower() == "true"
-    status_url = (root.findtext("batchStatus") or "").strip()
-    message = (root.findtext("message") or "").strip()
-    if success and response.status_code != 200:
-        raise TargetFatalError(f"Target answered {what} with HTTP {response.status_code}")
-    return success, status_url, message
-
-
-def _parse_status_answer(response: requests.Response, what: str) -> BatchStatus:
-    if response.status_code == 404:
-        return BatchStatus(state="unknown", message="batch status not found (HTTP 404)")
-    if response.status_code != 200:
-        raise TargetFatalError(f"Target answered {what} with HTTP {response.status_code}")
-    root = _xml(response, what)
-    state = (root.findtext("status") or "").strip().lower()
-    counters = {}
-    for child in root:
-        text = (child.text or "").strip()
-        if child.tag not in ("batchId", "status", "message", "profile") and text.isdigit():
-            counters[child.tag] = int(text)
-    failed = [
-        (profile.findtext("id") or "")
-        for profile in root.findall("profile")
-        if (profile.findtext("status") or "").strip().lower() in ("failed", "error")
-    ]
-    message = (root.findtext("message") or "").strip()
-    if state not in ("complete", "incomplete", "stuck"):
-        return BatchStatus(state="unknown", counters=counters, message=message or state)
-    return BatchStatus(state=state, failed_ids=failed, counters=counters, message=message)

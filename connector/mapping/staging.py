@@ -26,26 +26,23 @@ Characters are Unicode code points, as DuckDB's ``length`` counts them.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .batches import header_line
+from ..delivery.batches import header_line
+from ..errors import ConfigError
+from ..sqltext import load_sql, sql_literal, url_encode
 from .binding import binding_signature
-from .errors import ConfigError
-from .serialize import (
-    attribute_columns,
-    id_text_sql,
-    ingest_reader,
-    mapped_columns,
-    sql_literal,
-    url_encode,
-)
-from .sql import load as load_sql
+from .columns import attribute_columns, mapped_columns
+from .ingest import ingest_reader
+from .text import id_text_sql
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from .config import SyncConfig
+    from ..config import SyncConfig
 
+SQL = Path(__file__).parent / "sql"
 # The name the state store registers the source stream under, for the staging SELECT.
 SOURCE = "source_stream"
 MAX_ID_CHARS = 256
@@ -120,7 +117,7 @@ def staging_sql(config: SyncConfig, schema: pa.Schema) -> str:
         all_clear.append(f"{size} < {MAX_PROFILE_BYTES}")
     if 3 * (MAX_ID_CHARS + MAX_VALUE_CHARS * count) + count + 1 > line_room:
         all_clear.append(f"{line_bound} <= {line_room}")
-    return load_sql("stage.sql").format(
+    return load_sql(SQL, "stage.sql").format(
         signature=sql_literal(binding_signature(config)),
         max_id=MAX_ID_CHARS,
         max_value=MAX_VALUE_CHARS,
@@ -213,7 +210,7 @@ def cells_sql(count: int, prefix: str) -> str:
 
 def exit_cells(config: SyncConfig) -> tuple[list[str], str]:
     """Header names and encoded cells sent once for profiles that left the result."""
-    from .config import RemovedSet
+    from ..config import RemovedSet
 
     assert isinstance(config.on_removed, RemovedSet)
     names = list(config.on_removed.set)
