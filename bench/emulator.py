@@ -23,8 +23,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable, Mapping
 
-from connector.emulator import Emulator, server
-from connector.emulator.batchfile import MAX_BATCH_BYTES, BatchError, ParsedBatch
+from connector.emulator import Emulator
+from connector.emulator.batchfile import MAX_BATCH_BYTES, BatchError, ParsedBatch, parse_batch
 from connector.emulator.store import ProfileStore
 
 
@@ -59,11 +59,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sink", action="store_true", help="count uploads, do not parse them")
     args = parser.parse_args()
-    if args.sink:
-        server.parse_batch = skim_batch
-    emulator = Emulator(client_code="bench", max_upload_records=0)
-    # The public API has no switch for a discarding store.
-    emulator._stores[emulator.client_code] = CountingStore()
+    emulator = Emulator(
+        client_code="bench",
+        max_upload_records=0,
+        store_factory=CountingStore,
+        parse=skim_batch if args.sink else parse_batch,
+    )
     emulator.start()
     print(emulator.base_url, flush=True)
     emulator.wait()

@@ -27,8 +27,8 @@ from connector.config import SyncConfig, TargetConfig, load_config
 from connector.delivery.client import TargetClient
 from connector.delivery.retry import RateLimiter, RetryPolicy
 from connector.delivery.urls import status_call_url
-from connector.emulator import Emulator
-from connector.emulator import server as emulator_server
+from connector.emulator import Emulator, UploadRecord
+from connector.emulator import faults as emulator_faults
 from connector.errors import (
     ConfigError,
     LockedError,
@@ -63,7 +63,7 @@ def warehouse_profiles(database: Path) -> dict[str, dict[str, str]]:
     }
 
 
-def ids_of(uploads: list[emulator_server.UploadRecord]) -> list[str]:
+def ids_of(uploads: list[UploadRecord]) -> list[str]:
     """The profile ids of the accepted uploads, one entry per row sent."""
     return [row[0] for upload in uploads if upload.success for row in upload.rows]
 
@@ -233,7 +233,7 @@ def test_client_paces_itself_under_targets_limit(
     emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = FakeClock()  # the client's and the emulator's, so minutes pass at once
-    monkeypatch.setattr(emulator_server, "time", EmulatorTime(clock))
+    monkeypatch.setattr(emulator_faults, "time", EmulatorTime(clock))
     emulator.faults.rate_limit_per_minute = 5
 
     def upload_12(calls_per_minute: int) -> list[int]:
@@ -268,7 +268,7 @@ def test_a_run_survives_targets_rate_limit_503s(
     write_config: ConfigWriter,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(emulator_server, "time", EmulatorTime(accelerated(60)))  # 1 s minute
+    monkeypatch.setattr(emulator_faults, "time", EmulatorTime(accelerated(60)))  # 1 s minute
     emulator.faults.update({"rate_limit_per_minute": 8, "retry_after": 0.25})
     database = warehouse(CUSTOMERS.format(n=600))
     path = write_config(emulator=emulator, target={"max_rows_per_batch": 50, "max_attempts": 30})

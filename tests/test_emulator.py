@@ -7,12 +7,15 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from email.message import Message
 from urllib.parse import quote
 
 import pytest
 import requests
 
+from bench.emulator import CountingStore, skim_batch
 from connector.emulator import Emulator, Faults, UploadRecord, serve_forever
+from connector.emulator.app import Request, TargetApp
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -631,3 +634,54 @@ def test_concurrent_uploads_are_all_applied_with_unique_batch_ids(emu: Emulator)
     assert len(profiles) == 8 * 200
     assert profiles["w7-199"] == {"attr": "v199"}
     assert emu.upload_count == 8
+
+
+# -- seams: the app without sockets, a store and a parser plugged in -------------------------
+
+
+TWO_ROWS = b"batch=thirdPartyId,tier\na,gold\nb,silver\n"
+
+
+def app_request(method: str, target: str, body: bytes = b"", **headers: str) -> Request:
+    message = Message()
+    for name, value in headers.items():
+        message[name.replace("_", "-")] = value
+    return Request(method, target, message, body, "http://target.example")
+
+
+def test_the_app_answers_requests_without_a_socket() -> None:
+    app = TargetApp("demo")
+    form = FORM["Content-Type"]
+    reply = app.answer(
+        app_request("POST", "/m2/demo/v2/profile/batchUpdate", TWO_ROWS, Content_Type=form)
+    )
+    answer = ET.fromstring(reply.body)
+    assert (reply.status, answer.findtext("success")) == (200, "true")
+    url = answer.findtext("batchStatus") or ""
+    assert url.startswith("http://target.example/m2/demo/profile/batchStatus?batchId=demo-")
+
+    reply = app.answer(app_request("GET", url.split("target.example")[1] + "&showDetails=true"))
+    answer = ET.fromstring(reply.body)
+    assert (answer.findtext("status"), answer.findtext("successfulUpdates")) == ("complete", "2")
+    reply = app.answer(app_request("GET", "/rest/v1/profiles/thirdPartyId/a?client=demo"))
+    assert reply.status == 200 and b'"value": "gold"' in reply.body
+    assert app.profiles("thirdPartyId", None) == {"a": {"tier": "gold"}, "b": {"tier": "silver"}}
+    assert (app.upload_count, app.status_polls, app.calls) == (1, 1, 3)
+    assert app.answer(app_request("GET", "/m2/demo/v2/profile/batchUpdate")).status == 405
+
+
+def test_a_counting_store_keeps_nothing_and_the_sink_parser_decodes_nothing() -> None:
+    # The benchmark's emulator (bench/emulator.py) plugs these two in.
+    with Emulator(client_code="bench", store_factory=CountingStore) as counting:
+        url = accepted(upload(counting, TWO_ROWS))
+        assert status(url).findtext("successfulUpdates") == "2"
+        url = accepted(upload(counting, TWO_ROWS, version=1))
+        assert status(url).findtext("profilesNotFound") == "2"  # v1 creates no profile
+        assert counting.profiles() == {}
+        assert counting.uploads[0].rows == [["a", "gold"], ["b", "silver"]]
+    with Emulator(client_code="bench", parse=skim_batch) as sink:
+        url = accepted(upload(sink, "batch=thirdPartyId,tier\na,%ZZ\nb,silver\nc,\n"))
+        assert status(url).findtext("successfulUpdates") == "3"
+        assert sink.profiles() == {}
+        record = sink.uploads[0]
+        assert (record.header_names, record.rows) == (["thirdPartyId", "tier"], [[], [], []])

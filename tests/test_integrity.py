@@ -24,8 +24,7 @@ import pytest
 
 import connector
 from connector.config import SyncConfig, load_config
-from connector.emulator import Emulator
-from connector.emulator import server as emulator_server
+from connector.emulator import Emulator, UploadRecord
 from connector.operations import invariant_violations
 from connector.result import Event
 
@@ -53,7 +52,7 @@ def expected_profiles(database: Path, where: str = "true") -> dict[str, dict[str
     }
 
 
-def sent_ids(uploads: list[emulator_server.UploadRecord]) -> list[str]:
+def sent_ids(uploads: list[UploadRecord]) -> list[str]:
     return [row[0] for upload in uploads if upload.success for row in upload.rows]
 
 

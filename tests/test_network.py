@@ -29,7 +29,7 @@ from connector.config import TargetConfig
 from connector.delivery.client import TargetClient
 from connector.delivery.urls import token_allowed
 from connector.emulator import Emulator
-from connector.emulator import server as emulator_server
+from connector.emulator import faults as emulator_faults
 from connector.errors import TargetFatalError
 
 from .conftest import CUSTOMERS, ConfigWriter
@@ -498,7 +498,7 @@ def test_two_syncs_in_one_process_never_exceed_the_pace_together(
     emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = FakeClock()  # the clients' and the emulator's: minutes pass at once
-    monkeypatch.setattr(emulator_server, "time", EmulatorTime(clock))
+    monkeypatch.setattr(emulator_faults, "time", EmulatorTime(clock))
     emulator.faults.rate_limit_per_minute = 6  # Target's own limit: 503 above it
     config = settings(emulator.base_url, calls_per_minute=6, max_attempts=1)
 

@@ -1,21 +1,23 @@
-"""Fault injection switches for the Target emulator.
+"""Fault injection for the Target emulator: the switches, and the decisions they make.
 
 A :class:`Faults` object is plain mutable data. The emulator reads and updates it (counters such
 as ``fail_next`` count down) only while holding its own lock, so a test may flip a field between
 two calls from any thread. Everything is off by default: a fresh ``Faults()`` makes the emulator
-behave like a healthy Target.
+behave like a healthy Target. The functions below are the decisions, made from a ``Faults``, a
+:class:`SeededRandom` and a :class:`RateWindow`; the caller holds the emulator's lock.
 
 Order in which the emulator applies the switches to an upload call:
 
-1. ``rate_limit_per_minute`` (HTTP 503), then ``required_token`` (HTTP 401);
+1. ``rate_limit_per_minute`` (HTTP 503), then ``required_token`` (HTTP 401): :func:`gate`;
 2. the request body is read in full;
 3. ``drop_next`` / ``drop_fraction``: the connection is closed without an answer, nothing applied;
 4. ``fail_next`` / ``fail_fraction``: HTTP ``fail_status`` (+ ``Retry-After``), nothing applied;
-5. ``reject_next``: HTTP 200 ``success=false`` with ``reject_message``, nothing applied;
+5. ``reject_next``: HTTP 200 ``success=false`` with ``reject_message``, nothing applied
+   (3 to 5: :func:`upload_fault`);
 6. the batch is parsed; a valid one is accepted, then ``stuck_next`` (not applied) or applied
    minus the rows in ``failed_ids`` and minus the rows ``lose_fraction`` loses (those are
-   reported successful: Target's documented silent loss); ``incomplete_polls`` is captured for
-   the new batch;
+   reported successful: Target's documented silent loss): :func:`batch_fate`;
+   ``incomplete_polls`` is captured for the new batch;
 7. ``delay_seconds``: the answer is held back (the batch was already applied, as when a real
    answer is lost to a client timeout).
 
@@ -26,11 +28,23 @@ only; ``status_retention`` decides which batch ids the status call still knows.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import hmac
+import random
+import time
+from collections import deque
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["Faults"]
+__all__ = [
+    "BatchFate",
+    "Faults",
+    "RateWindow",
+    "SeededRandom",
+    "batch_fate",
+    "gate",
+    "upload_fault",
+]
 
 
 @dataclass
@@ -168,3 +182,111 @@ def _convert(name: str, value: Any) -> Any:
             raise bad("a list of strings")
         return set(value)
     raise AssertionError(f"unhandled fault field {name}")  # pragma: no cover
+
+
+# -- decisions ---------------------------------------------------------------------------------
+
+
+class SeededRandom:
+    """The random draws behind the fractions, reproducible from ``Faults.seed``."""
+
+    def __init__(self, seed: int) -> None:
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        """Start over from ``seed``."""
+        self._seed = seed
+        self._rng = random.Random(seed)
+
+    def draw(self, faults: Faults) -> float:
+        """The next number in [0, 1); reseeds first when a test changed ``faults.seed``, so a
+        seed set at any time gives the same draws from then on."""
+        if faults.seed != self._seed:
+            self.reseed(faults.seed)
+        return self._rng.random()
+
+
+class RateWindow:
+    """The API calls let through in the last 60 seconds (for ``rate_limit_per_minute``)."""
+
+    def __init__(self) -> None:
+        self._times: deque[float] = deque()
+
+    def clear(self) -> None:
+        """Forget every call."""
+        self._times.clear()
+
+    def admit(self, limit: int | None) -> bool:
+        """Count one call unless ``limit`` calls were let through in the last 60 s (then it is
+        refused and not counted). Without a limit every call is admitted, and none counted."""
+        if limit is None:
+            return True
+        now = time.monotonic()
+        while self._times and now - self._times[0] >= 60.0:
+            self._times.popleft()
+        if len(self._times) >= limit:
+            return False
+        self._times.append(now)
+        return True
+
+
+def gate(
+    faults: Faults, window: RateWindow, authorization: str
+) -> Literal["rate_limited", "unauthorized"] | None:
+    """Whether an API call is refused: over the rate limit, or without the required token."""
+    if not window.admit(faults.rate_limit_per_minute):
+        return "rate_limited"
+    token = faults.required_token
+    if token is not None and not hmac.compare_digest(
+        authorization.encode("utf-8"), f"Bearer {token}".encode()
+    ):
+        return "unauthorized"
+    return None
+
+
+def upload_fault(faults: Faults, rng: SeededRandom) -> Literal["drop", "fail", "reject"] | None:
+    """The injected fault that answers this upload instead of Target, if any (counts down the
+    ``*_next`` switch it used)."""
+    if faults.drop_next > 0:
+        faults.drop_next -= 1
+        return "drop"
+    if faults.drop_fraction > 0 and rng.draw(faults) < faults.drop_fraction:
+        return "drop"
+    if faults.fail_next > 0:
+        faults.fail_next -= 1
+        return "fail"
+    if faults.fail_fraction > 0 and rng.draw(faults) < faults.fail_fraction:
+        return "fail"
+    if faults.reject_next > 0:
+        faults.reject_next -= 1
+        return "reject"
+    return None
+
+
+@dataclass(frozen=True)
+class BatchFate:
+    """What the faults do to an accepted batch.
+
+    Attributes:
+        stuck: the batch ends ``stuck`` and nothing of it is applied.
+        failed_ids: ids reported failed and not applied (``failed_ids``).
+        lost_ids: ids reported successful but not applied (``lose_fraction``); none when stuck.
+    """
+
+    stuck: bool
+    failed_ids: list[str]
+    lost_ids: list[str]
+
+
+def batch_fate(faults: Faults, rng: SeededRandom, ids: Collection[str]) -> BatchFate:
+    """Decide the fate of an accepted batch whose rows apply to ``ids`` (in batch order);
+    counts down ``stuck_next``."""
+    stuck = faults.stuck_next > 0
+    if stuck:
+        faults.stuck_next -= 1
+    failed = [pid for pid in ids if pid in faults.failed_ids] if faults.failed_ids else []
+    lost: list[str] = []
+    if not stuck and faults.lose_fraction > 0:
+        skip = set(failed)
+        lost = [pid for pid in ids if pid not in skip and rng.draw(faults) < faults.lose_fraction]
+    return BatchFate(stuck=stuck, failed_ids=failed, lost_ids=lost)
