@@ -23,8 +23,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, SecretStr
-
+from .config.secrets import mask, secret_values
 from .result import SyncResult
 
 if TYPE_CHECKING:
@@ -35,8 +34,6 @@ log = logging.getLogger(__name__)
 USER_AGENT = "target-sync/0.1"
 # Fields of SyncResult left out of the payload: long lists of local paths and batch ids.
 _OMITTED = ("batch_files", "batch_ids")
-# Shorter secret values are not masked (masking "ab" everywhere would garble the text).
-MIN_MASKED_CHARS = 4
 
 
 def reasons_to_notify(settings: NotifyConfig, result: SyncResult) -> list[str]:
@@ -65,7 +62,7 @@ def payload(config: SyncConfig, result: SyncResult, reasons: list[str]) -> dict[
         "text": _text(result),
         **summary,
     }
-    return _mask(body, secret_values(config))
+    return mask(body, secret_values(config))
 
 
 def _text(result: SyncResult) -> str:
@@ -159,40 +156,3 @@ def _host(url: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or "?"
     return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
-
-
-def secret_values(model: BaseModel) -> set[str]:
-    """Every non-empty secret value held anywhere in a config model."""
-    found: set[str] = set()
-
-    def walk(value: Any) -> None:
-        if isinstance(value, SecretStr):
-            secret = value.get_secret_value()
-            if len(secret) >= MIN_MASKED_CHARS:
-                found.add(secret)
-        elif isinstance(value, BaseModel):
-            for name in type(value).model_fields:
-                walk(getattr(value, name))
-        elif isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list | tuple | set | frozenset):
-            for item in value:
-                walk(item)
-
-    walk(model)
-    return found
-
-
-def _mask(value: Any, secrets: set[str]) -> Any:
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        for secret in sorted(secrets, key=len, reverse=True):
-            value = value.replace(secret, "***")
-        return value
-    if isinstance(value, dict):
-        return {k: _mask(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask(v, secrets) for v in value]
-    return value

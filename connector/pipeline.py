@@ -33,8 +33,9 @@ from .errors import StrictRejectError, TargetSyncError, interrupt_exit_code, int
 from .guardrails import check_guardrails, full_resend_reason
 from .mapping import binding_signature, destination, mapping_description, mapping_signature
 from .private import private_umask
-from .result import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, Event, Listener, SyncResult, reasons
+from .result import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, Event, Listener, SyncResult
 from .state import FieldChanges
+from .text import by_reason
 
 if TYPE_CHECKING:
     from .delivery.client import TargetClient
@@ -305,7 +306,7 @@ def prepare(run: Run, *, strict: bool, force: bool, record: bool = True) -> None
         if strict:
             raise StrictRejectError(
                 f"{config.label}: {sum(staged.rejected.values())} row(s) rejected "
-                f"({reasons(staged.rejected)}) and strict mode is on; nothing was sent. "
+                f"({by_reason(staged.rejected)}) and strict mode is on; nothing was sent. "
                 "Fix the rows (see 'target-sync status') or run without --strict"
             )
     comparable = comparable_bindings(run)

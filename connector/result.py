@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .text import by_reason
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -157,7 +159,7 @@ class SyncResult:
         )
         if self.rejected:
             parts.append(
-                f"{self.rejected_total} rejected ({reasons(self.rejected)}), not sent; "
+                f"{self.rejected_total} rejected ({by_reason(self.rejected)}), not sent; "
                 "'target-sync status' lists them and they are sent once the data is fixed"
             )
         if self.failed:
@@ -191,8 +193,3 @@ class SyncResult:
         data["rejected_total"] = self.rejected_total
         data["next_step"] = self.next_step
         return data
-
-
-def reasons(counts: dict[str, int]) -> str:
-    """``reason: n, ...`` in reason order (reject reasons, for messages)."""
-    return ", ".join(f"{reason}: {n}" for reason, n in sorted(counts.items()))

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, Field
 
-from connector import config_reference
 from connector.config import TargetConfig, load_config
-from connector.config_reference import (
+from connector.config import reference as config_reference
+from connector.config.reference import (
     END,
     START,
     config_fields,
@@ -35,7 +35,7 @@ def test_every_config_key_has_a_description() -> None:
 def test_the_readme_holds_the_current_reference() -> None:
     assert START in README and END in README
     assert with_reference(README) == README, (
-        "README.md's config reference is stale: run python -m connector.config_reference README.md"
+        "README.md's config reference is stale: run python -m connector.config.reference README.md"
     )
 
 

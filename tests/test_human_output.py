@@ -6,8 +6,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from connector.cli.human import MAX_ID_CHARS
+from connector.cli.human import short_id as _short_id
 from connector.emulator import Emulator
-from connector.render import MAX_ID_CHARS, _short_id
 
 from .conftest import ConfigWriter, run_cli
 

@@ -24,8 +24,8 @@ import pytest
 import requests
 
 import connector
-from connector import retry
 from connector.config import TargetConfig
+from connector.delivery import retry
 from connector.delivery.client import TargetClient
 from connector.delivery.urls import token_allowed
 from connector.emulator import Emulator

@@ -95,9 +95,14 @@ def test_wheel_carries_license_types_and_data_and_publishes_no_dev_tools(
         metadata = wheel.read(metadata_name).decode()
     dist_info = metadata_name.rsplit("/", 1)[0]
     assert f"{dist_info}/licenses/LICENSE" in names
-    assert {"connector/py.typed", "connector/demo_data/demo.yaml", "connector/sql/stage.sql"} <= (
-        names
-    )
+    # Every data file the package reads at run time, wherever a stage package keeps it.
+    data_files = {
+        path.relative_to(REPO).as_posix()
+        for pattern in ("*.sql", "*.yaml", "py.typed")
+        for path in (REPO / "connector").rglob(pattern)
+    }
+    assert {"connector/py.typed", "connector/demo_data/demo.yaml"} <= data_files
+    assert data_files <= names, sorted(data_files - names)
     assert not any(n.startswith(("tests/", "bench/", "examples/")) for n in names)
     headers = [line for line in metadata.splitlines() if ": " in line]
     assert "License-Expression: Apache-2.0" in headers

@@ -26,6 +26,7 @@ import urllib3.exceptions
 
 from ..config import TargetConfig
 from ..errors import TargetFatalError, TargetRetriableError
+from ..transport import check_transport
 from .answers import (
     PROBE_BATCH_ID,
     BatchStatus,
@@ -45,7 +46,6 @@ from .urls import (
     base_url,
     batch_status_url,
     bearer_token,
-    check_transport,
     destination,
     profile_url,
     status_call_url,

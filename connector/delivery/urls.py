@@ -4,12 +4,12 @@ may be sent to (Target's, never another)."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from ..config import TargetConfig
 from ..errors import ConfigError
+from ..transport import is_loopback, plain_http_refused
 
 # RFC 6750 b64token, loosely: visible ASCII only (no space, line break or control character).
 _TOKEN = re.compile(r"[\x21-\x7e]+")
@@ -79,27 +79,6 @@ def profile_url(config: TargetConfig, id_type: str, profile_id: str) -> str:
     return f"{base_url(config)}/rest/v1/profiles/{quoted}"
 
 
-def check_transport(url: str, allow_insecure_http: bool, where: str) -> None:
-    """Refuse plain http:// to anything but loopback unless explicitly allowed."""
-    parts = urlsplit(url)
-    if parts.scheme != "http" or allow_insecure_http:
-        return
-    host = parts.hostname or ""
-    if not is_loopback(host):
-        raise ConfigError(
-            f"{where}: refusing plain http:// to {host} (profile data and the token would "
-            "cross the network unencrypted); use https:// or set "
-            "target.allow_insecure_http: true"
-        )
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def status_call_url(status_url: str, allow_insecure_http: bool) -> str:
     """The URL to GET for a batch's status: the ``batchStatus`` URL Target gave, with
     ``showDetails=true``.
@@ -109,7 +88,7 @@ def status_call_url(status_url: str, allow_insecure_http: bool) -> str:
     ``https://`` unless ``allow_insecure_http`` is set.
     """
     parts = urlsplit(status_url)
-    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname or ""):
+    if plain_http_refused(status_url, allow_insecure_http):
         parts = parts._replace(scheme="https")
     query = f"{parts.query}&showDetails=true" if parts.query else "showDetails=true"
     return urlunsplit(parts._replace(query=query))

@@ -12,6 +12,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+from ..text import first_line
 
 if TYPE_CHECKING:
     import duckdb
@@ -148,8 +149,7 @@ def _format_problem(sql: str, c: str, t: pa.DataType) -> str | None:
             con.register("sample_value", pa.table({"s": ingest_array(sample, t)}))
             con.execute(f"SELECT {sql} FROM (SELECT s AS {c} FROM sample_value)").fetchall()
         except duckdb.Error as exc:
-            text = str(exc).strip()
-            return text.splitlines()[0] if text else type(exc).__name__
+            return first_line(exc)
         finally:
             with contextlib.suppress(duckdb.Error):
                 con.unregister("sample_value")
@@ -189,8 +189,7 @@ def _read_problem(t: pa.DataType) -> str | None:
             con.register("probe", pa.table({"c": pa.nulls(0, t)}))
             con.execute("SELECT to_json(c) FROM probe").fetchall()
         except (duckdb.Error, pa.ArrowException) as exc:
-            text = str(exc).strip()
-            return text.splitlines()[0] if text else type(exc).__name__
+            return first_line(exc)
         finally:
             with contextlib.suppress(duckdb.Error):
                 con.unregister("probe")

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from ..delivery.batches import header_line
 from ..errors import ConfigError
+from ..limits import MAX_ID_CHARS, MAX_PROFILE_BYTES, MAX_VALUE_CHARS
 from ..sqltext import load_sql, sql_literal, url_encode
 from .binding import binding_signature
 from .columns import attribute_columns, mapped_columns
@@ -45,9 +46,6 @@ if TYPE_CHECKING:
 SQL = Path(__file__).parent / "sql"
 # The name the state store registers the source stream under, for the staging SELECT.
 SOURCE = "source_stream"
-MAX_ID_CHARS = 256
-MAX_VALUE_CHARS = 256
-MAX_PROFILE_BYTES = 65_536
 
 
 def staging_input(config: SyncConfig, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:

@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from ..config import DbtSource
+from ..config.load import invalid_yaml
 from ..errors import ConfigError
 
 _JINJA = re.compile(r"\{\{(.*?)\}\}|\{%|\{#", re.S)
@@ -109,10 +110,7 @@ def load_yaml(path: Path, label: str, what: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{label}: {where}: invalid YAML ({problem})") from None
+        raise ConfigError(f"{label}: {invalid_yaml(exc, path)}") from None
 
 
 def load_project(folder: Path, label: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import duckdb
 
 from ..config import DuckDBSource, SyncConfig
 from ..errors import ConfigError, SourceError
+from ..text import first_line
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -43,7 +44,7 @@ def open_reader(config: SyncConfig) -> Iterator[pa.RecordBatchReader]:
             reader = con.sql(source.query_text()).to_arrow_reader(source.batch_size)
         except duckdb.Error as exc:
             raise SourceError(
-                f"{config.label}: the DuckDB query failed: {_first_line(exc)}"
+                f"{config.label}: the DuckDB query failed: {first_line(exc)}"
             ) from None
         yield reader
     finally:
@@ -58,10 +59,6 @@ def probe_schema(config: SyncConfig) -> pa.Schema:
         sql = f"SELECT * FROM ({source.query_text()}) AS q LIMIT 0"
         return con.sql(sql).to_arrow_table().schema
     except duckdb.Error as exc:
-        raise SourceError(f"{config.label}: the DuckDB query failed: {_first_line(exc)}") from None
+        raise SourceError(f"{config.label}: the DuckDB query failed: {first_line(exc)}") from None
     finally:
         con.close()
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

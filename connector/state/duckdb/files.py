@@ -22,6 +22,7 @@ import duckdb
 from ...errors import StateError
 from ...private import private_folder, warn_if_shared
 from ...sqltext import sql_literal
+from ...text import first_line
 
 if TYPE_CHECKING:
     from ...config import StateConfig
@@ -29,12 +30,6 @@ if TYPE_CHECKING:
 STATE_DB = "state"
 WORK_DB = "memory"
 Mode = Literal["write", "read", "scratch"]
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's text (DuckDB's messages run on)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def damaged_message(path: Path, sync: str, problem: str) -> str:

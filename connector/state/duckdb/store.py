@@ -28,6 +28,7 @@ import duckdb
 from ...errors import StateError
 from ...mapping import SOURCE, cells_sql, staging_input, staging_sql
 from ...sqltext import load_queries, load_sql, quote_ident, sql_literal
+from ...text import first_line
 from ..store import (
     AcceptedBatch,
     Binding,
@@ -46,7 +47,6 @@ from .files import (
     connect,
     copy_into_fresh_file,
     damage_guard,
-    first_line,
     keep_damaged,
     scratch_copy,
 )

@@ -7,7 +7,7 @@ logs, third-party warnings (``warnings.warn`` included), run events and errors a
 
 Secrets never reach a log: configs hold them as ``SecretStr``, the client never logs headers,
 and as a last line of defence every secret value of the configs being run (registered with
-:func:`add_secrets`) is masked in each formatted line.
+:func:`~connector.config.secrets.add_secrets`) is masked in each formatted line.
 """
 
 from __future__ import annotations
@@ -15,32 +15,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from ..config.secrets import redact
+
 EVENT_LOGGER = "connector.events"
-# Shorter secret values are not masked (masking "ab" everywhere would garble every line).
-MIN_MASKED_CHARS = 4
-
-_secrets: set[str] = set()
-
-
-def add_secrets(values: Iterable[str]) -> None:
-    """Mask these values in every log line from now on."""
-    for value in values:
-        if len(value) >= MIN_MASKED_CHARS:
-            _secrets.add(value)
-            # The form json.dumps writes for it, when that differs (quotes, non-ASCII, ...).
-            _secrets.add(json.dumps(value)[1:-1])
-
-
-def redact(text: str) -> str:
-    """``text`` with every registered secret replaced by ``***``."""
-    for secret in sorted(_secrets, key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, "***")
-    return text
 
 
 class JsonFormatter(logging.Formatter):
