@@ -18,6 +18,7 @@ import duckdb
 from .config import load_config
 from .emulator import Emulator
 from .pipeline import sync
+from .private import private_folder, private_umask
 from .result import EXIT_OK, SyncResult
 
 DEMO_DATA = Path(__file__).resolve().parent / "demo_data"
@@ -32,9 +33,10 @@ def run_demo(workdir: Path) -> int:
     config_path = _asset("demo.yaml")
     if workdir.exists():
         shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
+    private_folder(workdir)
     warehouse = workdir / "warehouse.duckdb"
-    with duckdb.connect(str(warehouse)) as con:
+    # The demo warehouse holds (made-up) customer data: private like a state file.
+    with private_umask(), duckdb.connect(str(warehouse)) as con:
         con.execute(_asset("warehouse.sql").read_text(encoding="utf-8"))
         customers = con.execute("SELECT count(*) FROM customers WHERE is_active").fetchall()[0][0]
     click.echo(f"1. built a demo warehouse with {customers:,} active customers: {warehouse}")
@@ -54,7 +56,7 @@ def run_demo(workdir: Path) -> int:
         second = sync(config)
         _show("4. second sync, nothing changed", second, emulator)
 
-        with duckdb.connect(str(warehouse)) as con:
+        with private_umask(), duckdb.connect(str(warehouse)) as con:
             con.execute(_asset("changes.sql").read_text(encoding="utf-8"))
         click.echo("5. changed the warehouse: 3 tier upgrades, 1 move, 2 new customers")
         third = sync(config)

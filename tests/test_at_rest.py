@@ -215,3 +215,14 @@ def test_no_attribute_value_reaches_logs_events_status_or_the_webhook(
     emulator.faults.failed_ids = set()
     assert connector.sync(config).exit_code == 3  # (the rejects remain)
     assert emulator.profiles()["c3"]["loyaltyTier"] == MARKER  # it did go where it belongs
+
+
+def test_the_demo_warehouse_and_state_are_private_under_umask_022(tmp_path: Path) -> None:
+    from connector.demo import run_demo
+
+    workdir = tmp_path / "demo"
+    with umask(0o022):
+        assert run_demo(workdir) == 0
+    modes = {str(p.relative_to(workdir)): p.stat().st_mode for p in workdir.rglob("*")}
+    assert {"warehouse.duckdb", "state.duckdb"} <= set(modes), modes
+    assert_private({**modes, ".": workdir.stat().st_mode})
