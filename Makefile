@@ -9,7 +9,7 @@ CORE_STAMP := $(VENV)/.core-$(HASH)
 DEV_STAMP := $(VENV)/.dev-$(HASH)
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench bench-large clean
+.PHONY: demo test lint bench bench-pg bench-large clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ lint: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.run --sizes 1000000
+
+bench-pg: $(DEV_STAMP)
+	$(BIN)/python -m bench.pg_read --rows 1000000 --repeat 3
 
 bench-large: $(DEV_STAMP)
 	$(BIN)/python -m bench.run --sizes 1000000,10000000

@@ -266,7 +266,8 @@ def test_duckdb_every_type(tmp_path: Path) -> None:
     assert probe_schema(config) == table.schema
 
 
-def test_postgres_every_type(tmp_path: Path, pg: tuple[str, str]) -> None:
+@pytest.mark.parametrize("reader", ["sqlalchemy", "adbc"])
+def test_postgres_every_type(tmp_path: Path, pg: tuple[str, str], reader: str) -> None:
     url, schema = pg
     with postgres_connect() as conn:
         columns = ", ".join(f"{c[0]} {c[2]}" for c in TYPED_COLUMNS)
@@ -274,7 +275,8 @@ def test_postgres_every_type(tmp_path: Path, pg: tuple[str, str]) -> None:
         marks = ", ".join("%s" for _ in TYPED_COLUMNS)
         conn.cursor().executemany(f"INSERT INTO {schema}.typed VALUES ({marks})", TYPED_ROWS)
     query = f"SELECT * FROM {schema}.typed WHERE s IS NULL OR s LIKE '%' ORDER BY id"
-    config = make_config(tmp_path, {"type": "sqlalchemy", "url": url, "query": query})
+    source = {"type": "sqlalchemy", "url": url, "query": query, "reader": reader}
+    config = make_config(tmp_path, source)
     table, _ = read(config)
     assert table.schema == typed_schema()
     assert_rows(table, TYPED_ROWS)
@@ -528,19 +530,27 @@ def test_batches_are_bounded_by_batch_size(tmp_path: Path, pg: tuple[str, str], 
         assert len(sizes) > 1 and max(sizes) <= 1000, (source["type"], sizes)
 
 
-def test_postgres_streams_from_a_server_side_cursor(tmp_path: Path, pg: tuple[str, str]) -> None:
-    # The division fails at row 5,500: with a server-side cursor the first batches arrive
+@pytest.mark.parametrize("reader", ["sqlalchemy", "adbc"])
+def test_postgres_streams_from_a_server_side_cursor(
+    tmp_path: Path, pg: tuple[str, str], reader: str
+) -> None:
+    # The division fails at row 40,000 (~40 MB in): streamed, the first batches arrive
     # before the server reaches it; a client-side cursor would fail before the first batch.
+    # (ADBC's COPY sends batches of ~16 MB: hence rows of a kilobyte.)
     url, _ = pg
-    query = "SELECT i, 1 / (i - 5500) AS boom FROM generate_series(1, 10000) AS i"
+    query = (
+        "SELECT i, repeat('x', 1000) AS pad, 1 / (i - 40000) AS boom "
+        "FROM generate_series(1, 50000) AS i"
+    )
     config = make_config(
-        tmp_path, {"type": "sqlalchemy", "url": url, "query": query, "batch_size": 1000}
+        tmp_path,
+        {"type": "sqlalchemy", "url": url, "query": query, "batch_size": 1000, "reader": reader},
     )
     received = []
-    with pytest.raises(SourceError) as caught, open_reader(config) as reader:
-        for batch in reader:
+    with pytest.raises(SourceError) as caught, open_reader(config) as reader_:
+        for batch in reader_:
             received.append(batch.num_rows)
-    assert received and sum(received) < 5500
+    assert received and sum(received) < 40_000
     assert "division by zero" in assert_one_line_error(caught.value)
 
 

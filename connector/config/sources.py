@@ -109,6 +109,13 @@ class SqlAlchemySource(_QuerySource):
         description="SQLAlchemy URL, e.g. `postgresql+psycopg://user@host/db` (a secret: it "
         "may hold a password)."
     )
+    reader: Literal["auto", "adbc", "sqlalchemy"] = Field(
+        "auto",
+        description="How rows are read. `auto`: PostgreSQL through ADBC's binary COPY straight "
+        "into Arrow when `adbc-driver-postgresql` is installed (the `postgres` extra) and it "
+        "reads every column's type exactly, else through SQLAlchemy; `adbc`: ADBC or fail; "
+        "`sqlalchemy`: always SQLAlchemy. The bytes sent to Target are the same either way.",
+    )
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)")

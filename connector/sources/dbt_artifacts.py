@@ -107,20 +107,14 @@ def find_model(
         if wanted in (node.get("name"), f"{node.get('package_name')}.{node.get('name')}")
         or wanted == node.get("unique_id")
     ]
-    if len(matches) > 1:
-        # Several versions of one model: the latest; one name in several packages: the
-        # project's own.
-        matches = [
-            n for n in matches if n.get("version") in (None, n.get("latest_version"))
-        ] or matches
-    if len(matches) > 1:
+    matches = _latest_versions(matches)
+    if len(matches) > 1:  # one name in several packages: the project's own
         matches = [n for n in matches if n.get("package_name") == project_name] or matches
     if len(matches) == 1:
         return dict(matches[0])
     if matches:
-        ids = ", ".join(sorted(str(n.get("unique_id")) for n in matches))
         raise ConfigError(
-            f"{label}: dbt model '{wanted}' is ambiguous in {manifest.path} ({ids}); "
+            f"{label}: dbt model '{wanted}' is ambiguous in {manifest.path} ({_ids(matches)}); "
             "write source.model as package.model"
         )
     names = sorted({str(n.get("name")) for n in models})
@@ -130,6 +124,18 @@ def find_model(
         f"{label}: dbt model '{wanted}' is not in {manifest.path}{hint}; if it is new, run "
         "`dbt compile` or `dbt build` again"
     )
+
+
+def _latest_versions(matches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Of several versions of one model, the latest (matches without versions stay)."""
+    if len(matches) < 2:
+        return matches
+    latest = [n for n in matches if n.get("version") in (None, n.get("latest_version"))]
+    return latest or matches
+
+
+def _ids(matches: list[dict[str, Any]]) -> str:
+    return ", ".join(sorted(str(n.get("unique_id")) for n in matches))
 
 
 def model_meta(node: Mapping[str, Any]) -> dict[str, Any]:
@@ -148,19 +154,14 @@ def _meta_matches(meta: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
 def _by_meta(
     wanted: Mapping[str, Any], models: list[dict[str, Any]], path: Path, label: str
 ) -> dict[str, Any]:
-    matches = [n for n in models if _meta_matches(model_meta(n), wanted)]
-    if len(matches) > 1:
-        matches = [
-            n for n in matches if n.get("version") in (None, n.get("latest_version"))
-        ] or matches
+    matches = _latest_versions([n for n in models if _meta_matches(model_meta(n), wanted)])
     entries = ", ".join(f"{k}: {v!r}" for k, v in wanted.items())
     if len(matches) == 1:
         return dict(matches[0])
     if matches:
-        ids = ", ".join(sorted(str(n.get("unique_id")) for n in matches))
         raise ConfigError(
-            f"{label}: several dbt models have meta {{{entries}}} in {path} ({ids}); a sync "
-            "reads one model: make the meta entry unique or name source.model"
+            f"{label}: several dbt models have meta {{{entries}}} in {path} ({_ids(matches)}); "
+            "a sync reads one model: make the meta entry unique or name source.model"
         )
     raise ConfigError(
         f"{label}: no dbt model in {path} has meta {{{entries}}}; add it to the model's "

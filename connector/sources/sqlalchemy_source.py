@@ -33,7 +33,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +41,7 @@ import pyarrow as pa
 
 from ..config import SqlAlchemySource, SyncConfig
 from ..errors import ConfigError, MissingExtraError, SourceError
-from . import require
+from . import pg_arrow, rebatch, require
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, CursorResult, Engine
@@ -159,6 +159,10 @@ def open_reader(config: SyncConfig) -> Iterator[pa.RecordBatchReader]:
     source = _source(config)
     engine, where = _engine(source, config.label)
     try:
+        with _arrow_native(source, engine, where, config.label) as native:
+            if native is not None:
+                yield native
+                return
         with _connect(engine, where, config.label) as conn:
             streaming = conn.execution_options(stream_results=True, yield_per=source.batch_size)
             try:
@@ -190,6 +194,80 @@ def open_reader(config: SyncConfig) -> Iterator[pa.RecordBatchReader]:
                 result.close()
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _arrow_native(
+    source: SqlAlchemySource, engine: Engine, where: str, label: str
+) -> Iterator[pa.RecordBatchReader | None]:
+    """The result read through ADBC (PostgreSQL, binary COPY into Arrow), or None when it is
+    read through SQLAlchemy: another database, ``reader: sqlalchemy``, the driver missing, or
+    a column type ADBC does not read exactly (see connector/sources/pg_arrow.py)."""
+    if source.reader == "sqlalchemy" or engine.dialect.name != "postgresql":
+        if source.reader == "adbc":
+            raise ConfigError(
+                f"{label}: source.reader is adbc, which reads PostgreSQL only, and source.url "
+                f"is {engine.dialect.name}; remove source.reader"
+            )
+        yield None
+        return
+    if not pg_arrow.available():
+        if source.reader == "adbc":
+            raise MissingExtraError(
+                f"{label} (source.reader adbc)", "postgres", "adbc_driver_postgresql"
+            )
+        _log.info(
+            "%s: reading %s through psycopg (adbc-driver-postgresql is not installed)", label, where
+        )
+        yield None
+        return
+    url = engine.url.set(drivername="postgresql")
+    if "connect_timeout" not in url.query:
+        url = url.update_query_dict({"connect_timeout": str(_CONNECT_TIMEOUT_SECONDS)})
+    query = source.query_text().strip().rstrip(";")
+    with ExitStack() as stack:
+        try:
+            conn = stack.enter_context(pg_arrow.connect(url.render_as_string(hide_password=False)))
+        except Exception as exc:
+            raise SourceError(
+                f"{label}: cannot connect to {where}: {_reason(exc, engine)}; nothing was read"
+            ) from None
+        try:
+            schema, why = pg_arrow.plan(pg_arrow.read_schema(conn, query))
+            if schema is not None:
+                adbc_reader = stack.enter_context(pg_arrow.stream(conn, query))
+        except Exception as exc:
+            raise _query_error(exc, label, where, engine) from None
+        if schema is None:
+            if source.reader == "adbc":
+                raise ConfigError(
+                    f"{label}: source.reader is adbc but {why}, which ADBC does not read "
+                    "exactly; CAST it in the query or remove source.reader"
+                )
+            _log.info("%s: reading %s through psycopg: %s", label, where, why)
+            yield None
+            return
+        _log.info("%s: reading %s through ADBC (binary COPY into Arrow)", label, where)
+        # ADBC cuts batches by bytes; the rest of the run expects batch_size rows.
+        batches = _adbc_batches(adbc_reader, schema, label, where, engine)
+        yield rebatch(schema, batches, source.batch_size)
+
+
+def _adbc_batches(
+    reader: pa.RecordBatchReader, schema: pa.Schema, label: str, where: str, engine: Engine
+) -> Iterator[pa.RecordBatch]:
+    rows = count = 0
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            break
+        except Exception as exc:
+            raise _query_error(exc, label, where, engine) from None
+        rows += batch.num_rows
+        count += 1
+        yield pg_arrow.convert(batch, schema, label)
+    _log.info("%s: read %d rows in %d batches from %s", label, rows, count, where)
 
 
 def probe_schema(config: SyncConfig) -> pa.Schema:
