@@ -1,8 +1,10 @@
 """Run the benchmarks: ``python -m bench.run --sizes 1000000,10000000``.
 
-Per size N, on the cached synthetic warehouse of :mod:`bench.generate`, each variant runs in
-a fresh subprocess, timed from outside (wall time includes interpreter start and imports) and
-reaped with ``os.wait4`` so its peak RSS and CPU time are its own:
+Per size N, on the cached synthetic warehouse of :mod:`bench.generate` (generated, when
+missing, in a process of its own), each variant runs in a fresh subprocess started by
+:mod:`bench.launcher`, a small process that times it from outside (wall time includes
+interpreter start and imports) and reaps it with ``os.wait4``, so its peak RSS and CPU time
+are its own and not the runner's:
 
 * ``baseline``: :mod:`bench.baseline`, the same steps in raw DuckDB, no connector code;
 * ``connector``: :func:`connector.sync` run by :mod:`bench.connector_run` (its result gives
@@ -33,7 +35,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,7 +45,7 @@ import psutil
 import pyarrow
 import yaml
 
-from .generate import ATTRIBUTES, DATA_DIR, ID_COLUMN, Dataset, dataset
+from .generate import ATTRIBUTES, DATA_DIR, ID_COLUMN, Dataset, cached
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_PATH = BENCH_DIR / "results" / "latest.json"
@@ -98,20 +99,23 @@ class Child:
 
 
 def run_child(command: list[str], logs: Path) -> Child:
-    """Run ``command`` and reap it with ``wait4``: its own peak RSS and CPU time."""
+    """Run ``command`` through :mod:`bench.launcher`: its own peak RSS and CPU time, not
+    inflated by this process's memory (see the launcher for why)."""
     logs.mkdir(parents=True, exist_ok=True)
     out_path, err_path = logs / "stdout.txt", logs / "stderr.txt"
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=err, cwd=BENCH_DIR.parent)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
+    launcher = [sys.executable, "-m", "bench.launcher"]
+    launcher += ["--stdout", str(out_path), "--stderr", str(err_path), "--", *command]
+    ran = subprocess.run(
+        launcher, capture_output=True, text=True, cwd=BENCH_DIR.parent, check=False
+    )
+    if ran.returncode != 0:
+        raise RuntimeError(f"the benchmark launcher failed: {ran.stderr.strip()[-2000:]}")
+    usage = json.loads(ran.stdout)
     return Child(
-        exit_code=process.returncode,
-        wall_seconds=wall,
-        cpu_seconds=usage.ru_utime + usage.ru_stime,
-        peak_rss_bytes=usage.ru_maxrss * 1024,  # KiB on Linux
+        exit_code=int(usage["exit_code"]),
+        wall_seconds=float(usage["wall_seconds"]),
+        cpu_seconds=float(usage["cpu_seconds"]),
+        peak_rss_bytes=int(usage["peak_rss_bytes"]),
         stdout=out_path.read_text(errors="replace"),
         stderr=err_path.read_text(errors="replace"),
     )
@@ -144,6 +148,31 @@ class EmulatorProcess:
         """Stop the emulator process."""
         self.process.terminate()
         self.process.wait(timeout=10)
+
+
+def prepared_dataset(n: int, data_dir: Path = DATA_DIR) -> Dataset:
+    """The warehouse of ``n`` profiles, generated (when missing or stale) by
+    :mod:`bench.generate` in a process of its own: generating 10M rows takes GBs, which this
+    process should never hold."""
+    found = cached(n, data_dir=data_dir)
+    if found is not None:
+        return found
+    command = [sys.executable, "-m", "bench.generate", "--sizes", str(n)]
+    done = subprocess.run(
+        [*command, "--data-dir", str(data_dir)],
+        cwd=BENCH_DIR.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # Its report goes to stderr with the runner's progress: stdout is for the table.
+    print(done.stdout.strip(), done.stderr.strip()[-3000:], sep="\n", file=sys.stderr)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench.generate failed with exit code {done.returncode}")
+    found = cached(n, data_dir=data_dir)
+    if found is None:
+        raise RuntimeError(f"bench.generate left no data set of {n} profiles in {data_dir}")
+    return found
 
 
 def connector_config(
@@ -650,7 +679,7 @@ def main() -> None:
         for n in sizes:
             print(f"N={n:,}: generating or reusing the warehouse", file=sys.stderr, flush=True)
             bench = Bench(
-                dataset(n),
+                prepared_dataset(n),
                 emulator,
                 sink,
                 repeat=args.repeat,
