@@ -23,6 +23,15 @@ import time
 from pathlib import Path
 
 
+def own_peak_rss_bytes() -> int:
+    """This process's own peak RSS: ``VmHWM``, the high-water mark of its address space
+    alone (``ru_maxrss`` of ``RUSAGE_SELF`` would include the mark inherited at spawn)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024  # kB
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
 def launch(command: list[str], stdout: Path, stderr: Path) -> dict[str, float | int]:
     """Run ``command`` to its end; its exit code and resource use (its own and that of any
     process it waited for, as ``wait4`` reports them)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from bench.generate import ATTRIBUTES, ID_COLUMN
 from bench.run import Measurement, prepared_dataset, run_child, table
 
 MIB = 1024 * 1024
+ROOT = Path(__file__).resolve().parent.parent
 
 linux_only = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="ru_maxrss is in KiB and inherited on Linux"
@@ -44,6 +46,20 @@ def test_a_child_that_allocates_200_mb_reports_at_least_that(tmp_path: Path) -> 
     assert child.cpu_seconds > 0
     assert child.stdout.strip() == str(200 * MIB)
     assert child.stderr.strip() == "err"
+
+
+@linux_only
+def test_a_child_reads_its_own_peak_not_the_mark_it_inherited(tmp_path: Path) -> None:
+    held = _hold(300)
+    # Spawned straight from this process (no launcher): its ru_maxrss starts at our mark.
+    code = "from bench.launcher import own_peak_rss_bytes; print(own_peak_rss_bytes())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert len(held) == 300 * MIB
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) < 100 * MIB, int(done.stdout) / MIB
+    big = "b = b'\\x01' * (200 * 2**20); " + code
+    done = subprocess.run([sys.executable, "-c", big], capture_output=True, text=True, cwd=ROOT)
+    assert int(done.stdout) >= 200 * MIB, int(done.stdout) / MIB
 
 
 def test_a_failing_child_reports_its_exit_code(tmp_path: Path) -> None:
