@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 
 import duckdb
+import pyarrow
 import pyarrow.csv as pacsv
 
 from .generate import ATTRIBUTES, ID_COLUMN
@@ -32,14 +33,16 @@ READ_CHUNK_ROWS = 100_000
 FILE_ROWS = 500_000
 
 
+def source_stream(source: duckdb.DuckDBPyConnection, data: Path) -> pyarrow.RecordBatchReader:
+    """The Parquet file as 100,000-row Arrow batches, read by the connection ``source``."""
+    return source.sql(f"SELECT * FROM read_parquet('{data}')").to_arrow_reader(READ_CHUNK_ROWS)
+
+
 def stage(con: duckdb.DuckDBPyConnection, data: Path) -> None:
     """Stream the Parquet file into ``stage`` with a hash of every row's attributes."""
     source = duckdb.connect()
     try:
-        reader = source.sql(f"SELECT * FROM read_parquet('{data}')").to_arrow_reader(
-            READ_CHUNK_ROWS
-        )
-        con.register("source_stream", reader)
+        con.register("source_stream", source_stream(source, data))
         con.execute(
             f"CREATE OR REPLACE TABLE stage AS SELECT {ID_COLUMN} AS id, "
             f"{', '.join(ATTRIBUTES)}, hash({', '.join(ATTRIBUTES)}) AS h FROM source_stream"

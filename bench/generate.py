@@ -145,16 +145,25 @@ def _manifest(n: int, seed: int) -> dict[str, object]:
 
 def dataset(n: int, seed: int = DEFAULT_SEED, data_dir: Path = DATA_DIR) -> Dataset:
     """The cached warehouse of ``n`` profiles, generated first when missing or stale."""
+    found = cached(n, seed, data_dir)
+    if found is not None:
+        return found
+    return _generate(n, seed, data_dir / f"n{n}", _manifest(n, seed))
+
+
+def cached(n: int, seed: int = DEFAULT_SEED, data_dir: Path = DATA_DIR) -> Dataset | None:
+    """The cached warehouse of ``n`` profiles, or None when it is missing or stale."""
     if n < 200:
         raise ValueError(f"n must be at least 200 (so that n/200 new rows exist), got {n}")
     folder = data_dir / f"n{n}"
     manifest_path = folder / "manifest.json"
+    if not manifest_path.exists():
+        return None
     wanted = _manifest(n, seed)
-    if manifest_path.exists():
-        stored = json.loads(manifest_path.read_text())
-        if {k: stored.get(k) for k in wanted} == wanted:
-            return _load(folder, stored)
-    return _generate(n, seed, folder, wanted)
+    stored = json.loads(manifest_path.read_text())
+    if {k: stored.get(k) for k in wanted} != wanted:
+        return None
+    return _load(folder, stored)
 
 
 def _load(folder: Path, manifest: dict[str, object]) -> Dataset:
@@ -210,10 +219,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000000", help="comma-separated profile counts")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     args = parser.parse_args()
     for n in (int(s) for s in args.sizes.split(",")):
         started = time.perf_counter()
-        data = dataset(n, args.seed)
+        data = dataset(n, args.seed, args.data_dir)
         print(f"n={n}: {data.first.parent} ({time.perf_counter() - started:.1f} s) {data.expected}")
 
 

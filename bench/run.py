@@ -1,9 +1,14 @@
 """Run the benchmarks: ``python -m bench.run --sizes 1000000,10000000``.
 
-Per size N, on the cached synthetic warehouse of :mod:`bench.generate`, each variant runs in
-a fresh subprocess, timed from outside (wall time includes interpreter start and imports) and
-reaped with ``os.wait4`` so its peak RSS and CPU time are its own:
+Per size N, on the cached synthetic warehouse of :mod:`bench.generate` (generated, when
+missing, in a process of its own), each variant runs in a fresh subprocess started by
+:mod:`bench.launcher`, a small process that times it from outside (wall time includes
+interpreter start and imports) and reaps it with ``os.wait4``, so its peak RSS and CPU time
+are its own and not the runner's:
 
+* ``floor``: :mod:`bench.floor`, the physical floors measured in the same run: the bare
+  Arrow stream of the source read and dropped, and DuckDB scanning that stream and hashing
+  every row, on each version of the data;
 * ``baseline``: :mod:`bench.baseline`, the same steps in raw DuckDB, no connector code;
 * ``connector``: :func:`connector.sync` run by :mod:`bench.connector_run` (its result gives
   the per-stage seconds) against the emulator of :mod:`bench.emulator`, running in a
@@ -33,7 +38,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,7 +48,8 @@ import psutil
 import pyarrow
 import yaml
 
-from .generate import ATTRIBUTES, DATA_DIR, ID_COLUMN, Dataset, dataset
+from .floor import FLOORS
+from .generate import ATTRIBUTES, DATA_DIR, ID_COLUMN, Dataset, cached
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_PATH = BENCH_DIR / "results" / "latest.json"
@@ -52,6 +57,7 @@ WORK_DIR = DATA_DIR / "work"
 LOGS_DIR = DATA_DIR / "logs"
 SYNC_NAME = "bench"
 MEMORY_LIMIT = "512MB"
+FLOOR_NAMES = {"stream": "arrow stream", "hash": "duckdb hash"}
 MIB = 1024 * 1024
 
 
@@ -60,9 +66,10 @@ class Measurement:
     """One variant run once (or the median of ``--repeat`` runs) at one size."""
 
     n: int
-    tool: str  # baseline | connector | pandas
+    tool: str  # floor | baseline | connector | pandas
     variant: str  # what the table shows after the tool
-    mode: str  # first | incremental | unchanged: what it is compared with
+    mode: str  # first | incremental | unchanged: what it is compared with (a floor: the
+    # mode whose data it reads, first or incremental)
     rows: int  # rows read from the source
     wall_seconds: float
     cpu_seconds: float
@@ -98,20 +105,23 @@ class Child:
 
 
 def run_child(command: list[str], logs: Path) -> Child:
-    """Run ``command`` and reap it with ``wait4``: its own peak RSS and CPU time."""
+    """Run ``command`` through :mod:`bench.launcher`: its own peak RSS and CPU time, not
+    inflated by this process's memory (see the launcher for why)."""
     logs.mkdir(parents=True, exist_ok=True)
     out_path, err_path = logs / "stdout.txt", logs / "stderr.txt"
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=err, cwd=BENCH_DIR.parent)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
+    launcher = [sys.executable, "-m", "bench.launcher"]
+    launcher += ["--stdout", str(out_path), "--stderr", str(err_path), "--", *command]
+    ran = subprocess.run(
+        launcher, capture_output=True, text=True, cwd=BENCH_DIR.parent, check=False
+    )
+    if ran.returncode != 0:
+        raise RuntimeError(f"the benchmark launcher failed: {ran.stderr.strip()[-2000:]}")
+    usage = json.loads(ran.stdout)
     return Child(
-        exit_code=process.returncode,
-        wall_seconds=wall,
-        cpu_seconds=usage.ru_utime + usage.ru_stime,
-        peak_rss_bytes=usage.ru_maxrss * 1024,  # KiB on Linux
+        exit_code=int(usage["exit_code"]),
+        wall_seconds=float(usage["wall_seconds"]),
+        cpu_seconds=float(usage["cpu_seconds"]),
+        peak_rss_bytes=int(usage["peak_rss_bytes"]),
         stdout=out_path.read_text(errors="replace"),
         stderr=err_path.read_text(errors="replace"),
     )
@@ -144,6 +154,31 @@ class EmulatorProcess:
         """Stop the emulator process."""
         self.process.terminate()
         self.process.wait(timeout=10)
+
+
+def prepared_dataset(n: int, data_dir: Path = DATA_DIR) -> Dataset:
+    """The warehouse of ``n`` profiles, generated (when missing or stale) by
+    :mod:`bench.generate` in a process of its own: generating 10M rows takes GBs, which this
+    process should never hold."""
+    found = cached(n, data_dir=data_dir)
+    if found is not None:
+        return found
+    command = [sys.executable, "-m", "bench.generate", "--sizes", str(n)]
+    done = subprocess.run(
+        [*command, "--data-dir", str(data_dir)],
+        cwd=BENCH_DIR.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # Its report goes to stderr with the runner's progress: stdout is for the table.
+    print(done.stdout.strip(), done.stderr.strip()[-3000:], sep="\n", file=sys.stderr)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench.generate failed with exit code {done.returncode}")
+    found = cached(n, data_dir=data_dir)
+    if found is None:
+        raise RuntimeError(f"bench.generate left no data set of {n} profiles in {data_dir}")
+    return found
 
 
 def connector_config(
@@ -227,6 +262,9 @@ class Bench:
         shutil.rmtree(self.work, ignore_errors=True)
         shutil.rmtree(self.logs, ignore_errors=True)
         first, nxt = self.data.first, self.data.next
+        for floor in FLOORS:
+            self.floor(floor, "first", first)
+            self.floor(floor, "incremental", nxt)
         base_v1 = self.work / "baseline-v1.duckdb"
         self.baseline("first", "first", first, None, base_v1)
         self.baseline("incremental", "incremental", nxt, base_v1, None)
@@ -266,9 +304,11 @@ class Bench:
         shutil.rmtree(self.work, ignore_errors=True)
         return self.results
 
-    def expected(self, mode: str) -> dict[str, int]:
-        """The counts a correct run of ``mode`` finds."""
+    def expected(self, tool: str, mode: str) -> dict[str, int]:
+        """The counts a correct run of ``tool`` in ``mode`` finds (a floor: the rows read)."""
         e = self.data.expected
+        if tool == "floor":
+            return {"rows": self.rows(mode)}
         if mode == "first":
             return {"new": e["first_rows"], "changed": 0, "removed": 0}
         if mode == "incremental":
@@ -307,7 +347,7 @@ class Bench:
         ordered = sorted(runs, key=lambda m: m.wall_seconds)
         chosen = ordered[(len(ordered) - 1) // 2]
         chosen.details["all_wall_seconds"] = [round(m.wall_seconds, 3) for m in runs]
-        expected = self.expected(mode)
+        expected = self.expected(tool, mode)
         if chosen.exit_code == 0:
             keep()
         else:
@@ -316,6 +356,29 @@ class Bench:
             chosen.problems.append(f"counts {chosen.counts} != expected {expected}")
         self.results.append(chosen)
         print(f"  {tool} {variant}: {chosen.wall_seconds:.2f} s", file=sys.stderr, flush=True)
+
+    def floor(self, floor: str, mode: str, data: Path) -> None:
+        """Measure one of :mod:`bench.floor`'s floors on the data ``mode`` reads."""
+
+        def once() -> Measurement:
+            command = [sys.executable, "-m", "bench.floor", "--data", str(data), "--floor", floor]
+            variant = floor_variant(floor, mode)
+            child = run_child(command, self.logs / _slug(f"floor {variant}"))
+            summary = json.loads(child.stdout) if child.exit_code == 0 else {}
+            return self.measurement(
+                "floor",
+                variant,
+                mode,
+                child,
+                counts={"rows": summary["rows"]} if "rows" in summary else {},
+                stage_seconds=summary.get("seconds", {}),
+                details={"hash_sum": summary["hash_sum"]} if "hash_sum" in summary else {},
+            )
+
+        def nothing() -> None:
+            pass
+
+        self.repeated("floor", floor_variant(floor, mode), mode, None, nothing, once, nothing)
 
     def baseline(
         self, variant: str, mode: str, data: Path, start: Path | None, save: Path | None
@@ -487,6 +550,11 @@ class Bench:
         )
 
 
+def floor_variant(floor: str, mode: str) -> str:
+    """A floor's variant name: what it does and which version of the data it reads."""
+    return f"{FLOOR_NAMES[floor]}, {'next' if mode == 'incremental' else 'first'}"
+
+
 # -- reporting -------------------------------------------------------------------------------
 
 
@@ -504,12 +572,17 @@ def table(results: list[Measurement]) -> str:
     """The figures of one size as a fixed-width table."""
     head = (
         f"{'variant':<34}{'wall s':>8}{'rows/s':>11}{'peak RSS':>10}{'CPU s':>8}"
-        f"{'×base':>8}{'CPU×base':>9}{'×pandas':>9}{'RSS×pd':>8}  notes"
+        f"{'×base':>8}{'CPU×base':>9}{'×floor':>8}{'CPU×fl':>8}{'×pandas':>9}{'RSS×pd':>8}"
+        "  notes"
     )
     lines = [head, "-" * len(head)]
     for m in results:
         base = _find(results, "baseline", m.mode)
         pandas = _find(results, "pandas", m.mode)
+        # The floor of a row: DuckDB hashing the rows it reads (unchanged runs read the first
+        # version, as first runs do).
+        floor = _find(results, "floor", floor_variant("hash", m.mode))
+        floor = floor if floor is not m else None
         notes = [f"load {m.details.get('load_average_before', 0):.1f}"]
         if m.emulator_cpu_seconds is not None:
             notes.append(f"{m.details['target']} {m.emulator_cpu_seconds:.1f} s CPU")
@@ -523,6 +596,8 @@ def table(results: list[Measurement]) -> str:
             f"{m.peak_rss_bytes / MIB:>7,.0f} MiB{m.cpu_seconds:>8.1f}"
             f"{_ratio(m.wall_seconds, base.wall_seconds if base else None):>8}"
             f"{_ratio(m.cpu_seconds, base.cpu_seconds if base else None):>9}"
+            f"{_ratio(m.wall_seconds, floor.wall_seconds if floor else None):>8}"
+            f"{_ratio(m.cpu_seconds, floor.cpu_seconds if floor else None):>8}"
             f"{_ratio(m.wall_seconds, pandas.wall_seconds if pandas else None):>9}"
             f"{_ratio(m.peak_rss_bytes, pandas.peak_rss_bytes if pandas else None):>8}"
             f"  {'; '.join(notes)}"
@@ -650,7 +725,7 @@ def main() -> None:
         for n in sizes:
             print(f"N={n:,}: generating or reusing the warehouse", file=sys.stderr, flush=True)
             bench = Bench(
-                dataset(n),
+                prepared_dataset(n),
                 emulator,
                 sink,
                 repeat=args.repeat,
@@ -663,7 +738,10 @@ def main() -> None:
         emulator.stop()
         sink.stop()
     for n in sizes:
-        print(f"\nN={n:,}  (wall includes interpreter start; ×base/×pandas: wall ratios)")
+        print(
+            f"\nN={n:,}  (wall includes interpreter start; ×base, ×floor, ×pandas: wall ratios; "
+            "×floor: against DuckDB hashing the same data)"
+        )
         print(table([m for m in results if m.n == n]))
         print("per-stage seconds:")
         print(stages([m for m in results if m.n == n]))

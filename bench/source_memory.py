@@ -3,7 +3,7 @@
 ``python -m bench.source_memory --rows 1000000`` loads ROWS rows x 10 columns into PostgreSQL
 (127.0.0.1:5432, database ``test``, schema ``ts_bench_source_memory``, reused when it already
 holds ROWS rows) and into a fakesnow server started in a process of its own, then measures
-each variant in a fresh subprocess that reports its own peak RSS (``ru_maxrss``) and the RSS
+each variant in a fresh subprocess that reports its own peak RSS (``VmHWM``) and the RSS
 it had just before the query (imports done), so the difference is what the query cost:
 
 * ``stream``: ``open_reader`` with ``batch_size`` 100,000, each batch dropped after counting;
@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import socket
 import subprocess
 import sys
@@ -30,6 +29,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from .launcher import own_peak_rss_bytes
 
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PG_SCHEMA = "ts_bench_source_memory"
@@ -139,15 +140,18 @@ def measure(engine: str, variant: str, port: int) -> dict[str, Any]:
         with engine_.connect() as conn:
             rows = len(conn.exec_driver_sql(query).fetchall())
     elif variant == "fetch_arrow_all":
-        conn = snowflake.connector.connect(
+        snow = snowflake.connector.connect(
             **{k: v for k, v in source.items() if k not in ("type", "query")}
         )
-        rows = conn.cursor().execute(query).fetch_arrow_all().num_rows
-        conn.close()
+        cursor = snow.cursor()
+        cursor.execute(query)
+        rows = cursor.fetch_arrow_all(force_return_table=True).num_rows
+        snow.close()
     else:
         raise SystemExit(f"unknown variant {variant}")
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    # Not ru_maxrss: it would include the high-water mark of the process that spawned this one.
+    peak = own_peak_rss_bytes()
     return {
         "engine": engine,
         "variant": variant,
