@@ -55,3 +55,13 @@ UPDATE {snapshot} SET cells = NULL;
 -- name: without_values
 -- Rows whose fingerprint cannot be recomputed (no stored values).
 SELECT count(*) FROM {snapshot} WHERE cells IS NULL AND fp IS NOT NULL;
+
+-- name: migrated_count
+-- Staged rows found unchanged while migrating the fingerprint scheme (see stage_diff.sql).
+SELECT count(*) FROM {stage} WHERE kind IS NULL AND reject IS NULL AND fp IS NOT NULL;
+
+-- name: adopt_typed_fingerprints
+-- Their snapshot rows take the typed fingerprint of the same texts (owed rows stay owed).
+UPDATE {snapshot} AS p SET fp = s.fp
+FROM (SELECT id, fp FROM {stage} WHERE kind IS NULL AND reject IS NULL AND fp IS NOT NULL) AS s
+WHERE p.id = s.id AND NOT p.gone AND p.fp IS NOT NULL;
