@@ -90,12 +90,17 @@ class StagingSQL:
     # The binding signature: the old text fingerprints were hash(v0, ..., signature).
     text_signature: str
 
-    def render(self, previous: str | None = None, migrate: bool = False) -> str:
+    def render(
+        self, previous: str | None = None, migrate: bool = False, exact: bool = False
+    ) -> str:
         """The SELECT giving ``id, fp, old_id, old_fp, unchanged, reject, reject_detail,
         cells`` per row: ``previous`` is a relation of the snapshot's ``(id, fp)`` (None: no
         snapshot); with ``migrate`` its fingerprints are the texts' (the scheme before typed
-        fingerprints) and every row's texts are built to compare them."""
+        fingerprints) and every row's texts are built to compare them. ``exact`` (tests: the
+        slow path) builds every row's texts and checks them, with no bound to clear a row."""
         parts = dict(self.parts)
+        if exact:
+            parts["bounds_clear"] = "false"
         if previous is None:
             join, old = "", "CAST(NULL AS VARCHAR) AS old_id, CAST(NULL AS UBIGINT) AS old_fp"
         else:
