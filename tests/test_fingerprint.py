@@ -17,10 +17,15 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.config import parse_config
+import connector
+from connector.config import load_config, parse_config
 from connector.config.models import SyncConfig
+from connector.emulator import Emulator
 from connector.mapping import SOURCE, staging_input, staging_sql
 from connector.mapping.canonical import typed_canonical
+
+from .conftest import ConfigWriter
+from .test_integrity import Warehouse
 
 # Values of each family, drawn from small pools so equal values (and equal texts of unequal
 # values, 5.1 and 5.10) meet often; each version of a row picks its own Arrow type.
@@ -376,3 +381,62 @@ def test_lazy_texts_reject_and_send_exactly_what_building_every_text_does(
     assert staged_rows(config, table, previous=previous) == staged_rows(
         config, table, exact=True, previous=previous
     )
+
+
+# -- migrating a snapshot of text fingerprints --------------------------------------------------
+
+
+def _as_the_text_scheme_left_it(state: Path, keep_values: bool) -> None:
+    """Make the snapshot what the scheme before typed fingerprints wrote: fp = hash of the
+    sent texts and the binding signature (as its staging and its rehash computed them), and
+    the scheme duckdb-hash/VERSION; without values when they are not kept."""
+    from connector.state.duckdb.store import TEXT_SCHEME
+
+    with duckdb.connect(str(state)) as con:
+        texts = ", ".join(f"url_decode(split_part(cells, ',', {i}))" for i in (1, 2))
+        con.execute(f'UPDATE "snapshot__test_sync" SET fp = hash({texts}, binding)')
+        con.execute("UPDATE ts_syncs SET fingerprint_scheme = ?", [TEXT_SCHEME])
+        if not keep_values:
+            con.execute('UPDATE "snapshot__test_sync" SET cells = NULL')
+
+
+@pytest.mark.parametrize("keep_values", [True, False])
+def test_a_snapshot_of_text_fingerprints_is_migrated_without_a_resend(
+    emulator: Emulator, warehouse: Warehouse, write_config: ConfigWriter, keep_values: bool
+) -> None:
+    from connector.state.duckdb.store import FINGERPRINT_SCHEME
+
+    from .conftest import run_cli
+    from .test_integrity import CUSTOMERS, assert_invariants, sent_ids
+
+    warehouse(CUSTOMERS.format(n=300))
+    keeping = write_config(emulator=emulator)
+    assert connector.sync(keeping).sent == 300
+    state = Path(load_config(keeping).state.path)
+    with duckdb.connect(str(state), read_only=True) as con:
+        typed = dict(con.execute('SELECT id, fp FROM "snapshot__test_sync"').fetchall())
+    _as_the_text_scheme_left_it(state, keep_values)
+    with duckdb.connect(str(state), read_only=True) as con:
+        text = dict(con.execute('SELECT id, fp FROM "snapshot__test_sync"').fetchall())
+    assert all(text[pid] != typed[pid] for pid in typed)  # two schemes, other fingerprints
+    config = write_config(emulator=emulator, state={"path": str(state), "keep_values": keep_values})
+    warehouse("UPDATE customers SET city = 'Rome' WHERE customer_id = 'c3'")
+
+    report = connector.plan(config)
+    assert report.fingerprint_migration and report.full_resend_reason is None
+    assert (report.new, report.changed, report.unchanged) == (0, 1, 299)
+    assert "one-time migration" in run_cli("plan", config).stdout
+
+    uploads = len(emulator.uploads)
+    result = connector.sync(config)
+    assert (result.exit_code, result.sent, result.full_resend_reason) == (0, 1, None)
+    assert sent_ids(emulator.uploads[uploads:]) == ["c3"]
+    assert emulator.profiles()["c3"]["city"] == "Rome"
+    with duckdb.connect(str(state), read_only=True) as con:
+        [(scheme,)] = con.execute("SELECT fingerprint_scheme FROM ts_syncs").fetchall()
+        migrated = dict(con.execute('SELECT id, fp FROM "snapshot__test_sync"').fetchall())
+    assert scheme == FINGERPRINT_SCHEME
+    assert {pid for pid in typed if migrated[pid] != typed[pid]} == {"c3"}
+    assert not connector.plan(config).fingerprint_migration
+    assert connector.sync(config).sent == 0
+    assert_invariants(config)
