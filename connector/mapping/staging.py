@@ -106,19 +106,26 @@ class StagingSQL:
         else:
             join = f"FULL OUTER JOIN {previous} AS p ON s.id = p.id"
             old = "p.id AS old_id, p.fp AS old_fp"
+        # Whether a row needs its texts: every row to send, every row no bound clears; all
+        # of them on a first run and while migrating.
+        need = "s.fp IS NOT NULL"
         if migrate:
-            need = "fp IS NOT NULL"
             text_fp = f"hash({parts['value_names']}, {sql_literal(self.text_signature)})"
             unchanged = f"coalesce(old_fp = {text_fp}, false)"
         else:
-            # Texts for the rows to send, and for the rows a bound cannot clear.
-            need = "fp IS NOT NULL AND (NOT clear OR fp IS DISTINCT FROM old_fp)"
+            if previous is not None:
+                need = "s.fp IS NOT NULL AND (NOT s.clear OR s.fp IS DISTINCT FROM p.fp)"
             unchanged = "coalesce(old_fp = fp, false)"
         values = ", ".join(
-            f"CASE WHEN {need} THEN {text} END AS v{i}" for i, text in enumerate(self.effective)
+            f"CASE WHEN need THEN {text} END AS v{i}" for i, text in enumerate(self.effective)
         )
         return load_sql(SQL, "stage.sql").format(
-            **parts, join=join, old_columns=old, values=values, unchanged=unchanged, source=SOURCE
+            **parts,
+            join=join,
+            old_columns=f"{old}, {need} AS need",
+            values=values,
+            unchanged=unchanged,
+            source=SOURCE,
         )
 
 

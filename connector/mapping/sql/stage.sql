@@ -3,8 +3,8 @@
 -- old_fp: NULL when new; a snapshot row the stream lacks comes out with fp NULL), whether it
 -- is unchanged, why Target must not receive it, and the URL-encoded cells of the rows to send.
 -- Run inside stage_first.sql or stage_diff.sql; the placeholders in braces are generated from
--- the mapping by connector/mapping/staging.py, {join}, {old_columns}, {values} and
--- {unchanged} when the store renders it for its run.
+-- the mapping by connector/mapping/staging.py; {join}, {old_columns} (with need: whether the
+-- row needs its texts), {values} and {unchanged} when the store renders it for its run.
 -- Texts (v0, v1, ...: NULL already replaced) are built only for the rows that need them: rows
 -- to send, and rows whose bounds (byte lengths of strings and texts, constant widths of
 -- numbers, dates and times) do not clear every limit, which are then checked on their texts
