@@ -90,11 +90,8 @@ def typed_canonical(c: str, arrow_type: pa.DataType, fmt: str | None) -> Canonic
     if pa.types.is_null(t):
         return Canonical(("CAST(NULL AS VARCHAR)",), "null")
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return Canonical(
-            (f"nullif(CAST({c} AS VARCHAR), '')",),
-            "str",
-            bytes_sql=f"strlen(coalesce(CAST({c} AS VARCHAR), ''))",
-        )
+        # DuckDB reads every string type (dictionaries too) as VARCHAR.
+        return Canonical((f"nullif({c}, '')",), "str", bytes_sql=f"strlen(coalesce({c}, ''))")
     if pa.types.is_boolean(t):
         return Canonical((c,), "bool", BOOL_BYTES)
     if pa.types.is_integer(t):

@@ -198,15 +198,28 @@ def staging_sql(config: SyncConfig, schema: pa.Schema) -> StagingSQL:
         range_check = range_detail = out_of_range = out_of_range_column = ""
     longest = f"greatest({', '.join(f'strlen({n})' for n in names)})"
     all_clear = [*id_clear, f"{longest} <= {MAX_VALUE_CHARS}"]
-    bounds_clear = [*id_clear, *_bounds_clear(columns, canonicals)]
-    bounds = [_bound(col, canon) for col, canon in zip(columns, canonicals, strict=True)]
-    bound_bytes = f"list_sum([{', '.join(bounds)}])" if bounds else "0"
+    # The same tests on bounds (no text needed): every value's, then the sums, over the list
+    # of measured bounds (computed once per row) plus the constant ones.
+    constant, measured = _bounds(columns, canonicals)
+    sums = names_bytes + MAX_VALUE_CHARS * count >= MAX_PROFILE_BYTES
+    lines = 3 * (MAX_ID_CHARS + MAX_VALUE_CHARS * count) + count + 1 > line_room
+    bounds_clear = list(id_clear)
+    bounds_column = ""
+    bound_bytes = str(sum(constant))
+    if max(constant, default=0) > MAX_VALUE_CHARS:
+        bounds_clear.append("false")  # a NULL replacement over the limit: every row exactly
+    elif measured and (sums or lines):
+        bounds_column = f", [{', '.join(measured)}] AS bounds"
+        bounds_clear.append(f"list_max(bounds) <= {MAX_VALUE_CHARS}")
+        bound_bytes = f"({sum(constant)} + list_sum(bounds))"
+    elif measured:
+        bounds_clear.append(f"greatest({', '.join(measured)}) <= {MAX_VALUE_CHARS}")
     # With every value within 256 bytes (tested above), a narrow mapping can reach neither
     # limit: then the sums are left out of the common row's test altogether.
-    if names_bytes + MAX_VALUE_CHARS * count >= MAX_PROFILE_BYTES:
+    if sums:
         all_clear.append(f"{size} < {MAX_PROFILE_BYTES}")
         bounds_clear.append(f"{names_bytes} + {bound_bytes} < {MAX_PROFILE_BYTES}")
-    if 3 * (MAX_ID_CHARS + MAX_VALUE_CHARS * count) + count + 1 > line_room:
+    if lines:
         all_clear.append(f"{line_bound} <= {line_room}")
         bounds_clear.append(f"3 * (strlen(id) + {bound_bytes}) + {count + 1} <= {line_room}")
     raw = ", ".join(quote_ident(f"c{j}") for j in range(len(mapped_columns(config))))
@@ -214,6 +227,7 @@ def staging_sql(config: SyncConfig, schema: pa.Schema) -> StagingSQL:
         "fingerprint": ", ".join(fingerprint),
         "fp_signature": sql_literal(fingerprint_signature(binding_signature(config), shapes)),
         "bounds_clear": " AND ".join(bounds_clear),
+        "bounds_column": bounds_column,
         "max_id": str(MAX_ID_CHARS),
         "max_value": str(MAX_VALUE_CHARS),
         "max_bytes": str(MAX_PROFILE_BYTES),
@@ -251,31 +265,19 @@ def fingerprint_signature(binding: str, shapes: list[str]) -> str:
     return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:16]
 
 
-def _effective_bound(col: Column, canon: Canonical) -> tuple[int, str | None]:
-    """A column's text bound in bytes once NULL is replaced: a constant, or SQL."""
-    replacement = len(col.null_replacement.encode()) if col.null_replacement is not None else 0
-    if canon.bytes_sql is None:
-        return max(canon.bytes, replacement), None
-    if replacement:
-        return replacement, f"greatest({canon.bytes_sql}, {replacement})"
-    return 0, canon.bytes_sql
-
-
-def _bound(col: Column, canon: Canonical) -> str:
-    constant, sql = _effective_bound(col, canon)
-    return sql if sql is not None else str(constant)
-
-
-def _bounds_clear(columns: list[Column], canonicals: list[Canonical]) -> list[str]:
-    """Every value's bound within 256 bytes: constants decided here, the rest in one call."""
-    measured = []
+def _bounds(columns: list[Column], canonicals: list[Canonical]) -> tuple[list[int], list[str]]:
+    """Each value's text bound in bytes once NULL is replaced: the constant parts (a NULL
+    replacement counts whole, it may stand for any value), and SQL for the parts measured
+    per row (strings and texts)."""
+    constant, measured = [], []
     for col, canon in zip(columns, canonicals, strict=True):
-        constant, sql = _effective_bound(col, canon)
-        if constant > MAX_VALUE_CHARS:
-            return ["false"]  # a NULL replacement over the limit: check every row exactly
-        if sql is not None:
-            measured.append(sql)
-    return [f"greatest({', '.join(measured)}) <= {MAX_VALUE_CHARS}"] if measured else []
+        replacement = len(col.null_replacement.encode()) if col.null_replacement is not None else 0
+        if canon.bytes_sql is None:
+            constant.append(max(canon.bytes, replacement))
+        else:
+            constant.append(replacement)
+            measured.append(canon.bytes_sql)
+    return constant, measured
 
 
 def check_staging(config: SyncConfig, schema: pa.Schema) -> None:

@@ -58,10 +58,17 @@ FROM (
             FROM (
                 SELECT
                     id,
-                    hash({fingerprint}, {fp_signature}) AS fp,
+                    fp,
                     coalesce({bounds_clear}, false) AS clear{out_of_range_column}{text_names},
                     {raw}
-                FROM (SELECT {id_text} AS id{texts}{out_of_range}, {raw} FROM {source}) AS typed
+                FROM (
+                    SELECT
+                        id,
+                        hash({fingerprint}, {fp_signature}) AS fp{bounds_column}
+                        {out_of_range_column}{text_names},
+                        {raw}
+                    FROM (SELECT {id_text} AS id{texts}{out_of_range}, {raw} FROM {source}) AS typed
+                ) AS measured
             ) AS s {join}
         ) AS joined
     ) AS texts
