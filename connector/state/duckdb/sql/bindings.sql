@@ -38,8 +38,9 @@ UPDATE ts_syncs SET config_path = $config_path, updated_at = $now WHERE sync = $
 UPDATE ts_syncs SET fingerprint_scheme = $scheme WHERE sync = $sync;
 
 -- name: rehash
--- Recompute the fingerprints of one binding's rows from their stored cells (owed rows stay
--- owed). The cells decode back to exactly the texts the fingerprint was made of.
+-- Recompute the fingerprints of one binding's rows from their stored cells as text
+-- fingerprints of this DuckDB version (owed rows stay owed), which the next staging then
+-- migrates to typed ones. The cells decode back to exactly the texts that were sent.
 UPDATE {snapshot} SET fp = CASE WHEN fp IS NOT NULL THEN hash({texts}, $signature) END{relabel}
 WHERE binding = $binding AND cells IS NOT NULL;
 
