@@ -27,6 +27,11 @@ from .private import private_umask
 from .state import ResetReport
 
 SAMPLE_SIZE = 5
+MIGRATION_NOTE = (
+    "one-time migration: the snapshot's fingerprints were made from texts by an earlier "
+    "version; the next run builds every row's texts once to compare them, and profiles "
+    "whose texts did not change take the new fingerprints without being sent"
+)
 # validate answers within seconds; a sync keeps trying for longer (target.max_attempts).
 VALIDATE_ATTEMPTS = 3
 VALIDATE_RETRY_SECONDS = 30.0
@@ -55,6 +60,9 @@ class PlanReport:
     # False: the snapshot keeps no attribute values (state.keep_values: false), so old
     # values, field changes and stale NULLs cannot be shown.
     values_kept: bool = True
+    # The snapshot's fingerprints are of an earlier scheme: the next run migrates them once
+    # (every row's texts compared; unchanged profiles are not sent), see MIGRATION_NOTE.
+    fingerprint_migration: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,6 +126,7 @@ def plan(config: SyncConfig | str | os.PathLike[str], sample: int = SAMPLE_SIZE)
         reject_samples=rejects,
         pending_batches=pending,
         values_kept=config.state.keep_values,
+        fingerprint_migration=run.prepared.migrating,
     )
 
 

@@ -385,6 +385,52 @@ def test_switching_the_source_engine_sends_nothing(
         assert len(emulator.uploads) == uploads, f"{engine}: a batch was uploaded"
 
 
+def test_a_migrated_snapshot_moves_between_engines_and_wider_types_sending_nothing(
+    tmp_path: Path,
+    write_config: ConfigWriter,
+    emulator: Emulator,
+    duck_source: dict,
+    pg_source: dict,
+    snow_source: dict,
+) -> None:
+    # Typed fingerprints (issue #16): a snapshot the text scheme wrote (DuckDB) is migrated
+    # by a run from PostgreSQL, then read from Snowflake (integers as NUMBER: int64 instead
+    # of int32) and from PostgreSQL again with every number widened (bigint, numeric(20,4),
+    # 5.10 for 5.1): the same texts, the same fingerprints, nothing sent.
+    from connector.config import load_config
+    from connector.state.duckdb.store import FINGERPRINT_SCHEME, TEXT_SCHEME
+
+    config = write_sync(write_config, tmp_path, "migrating", duck_source, emulator)
+    assert connector.sync(config).sent == ROWS
+    state = load_config(config).state.path
+    cells = ", ".join(
+        f"url_decode(split_part(cells, ',', {i}))" for i in range(1, len(ATTRIBUTES) + 1)
+    )
+    with duckdb.connect(str(state)) as con:  # as the text scheme left it
+        con.execute(f'UPDATE "snapshot__e2e_customers" SET fp = hash({cells}, binding)')
+        con.execute("UPDATE ts_syncs SET fingerprint_scheme = ?", [TEXT_SCHEME])
+    table = pg_source["query"].split(" FROM ")[1].split()[0]
+    widened = dict(
+        pg_source,
+        query=(
+            "SELECT id, name, visits::bigint AS visits, amount::numeric(20,4) AS amount, "
+            f"score, active, born, seen_at, seen_at_tz FROM {table} ORDER BY id"
+        ),
+    )
+    for engine, source in (("postgres", pg_source), ("snowflake", snow_source), ("wide", widened)):
+        document = yaml.safe_load(config.read_text())
+        document["source"] = source
+        config.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+        uploads = len(emulator.uploads)
+        result = connector.sync(config)
+        assert (result.sent, result.unchanged, result.changed) == (0, ROWS, 0), engine
+        assert len(emulator.uploads) == uploads, f"{engine}: a batch was uploaded"
+    with duckdb.connect(str(state), read_only=True) as con:
+        assert con.execute("SELECT fingerprint_scheme FROM ts_syncs").fetchall() == [
+            (FINGERPRINT_SCHEME,)
+        ]
+
+
 # --- 3. a dbt model, by name, end to end --------------------------------------------------
 
 DBT_MODEL = """

@@ -22,7 +22,7 @@ import yaml
 import connector
 from connector.config import parse_config
 from connector.emulator import Emulator
-from connector.mapping import binding_signature, staging_input, staging_sql
+from connector.mapping import SOURCE, binding_signature, staging_input, staging_sql
 from connector.state.duckdb import DuckDBStore as StateStore
 
 from .conftest import ConfigWriter, run_cli
@@ -136,12 +136,8 @@ def test_rejects_are_still_found_at_two_thousand_attributes(
 # -- the flat SQL keeps what the chained SQL computed -------------------------------------
 
 
-def _stage_rows(
-    folder: Path, table: pa.Table, attributes: dict[str, Any], max_bytes: int = 50_000_000
-) -> tuple[dict[str, tuple[int | None, str | None, str | None, str | None]], str]:
-    """Stage ``table``: each id's (fingerprint, cells, reject, detail); and the mapping
-    signature."""
-    config = parse_config(
+def _config(folder: Path, attributes: dict[str, Any], max_bytes: int = 50_000_000) -> Any:
+    return parse_config(
         yaml.safe_dump(
             {
                 "name": "wide",
@@ -157,6 +153,14 @@ def _stage_rows(
         folder / "wide.yaml",
         {},
     )
+
+
+def _stage_rows(
+    folder: Path, table: pa.Table, attributes: dict[str, Any], max_bytes: int = 50_000_000
+) -> tuple[dict[str, tuple[int | None, str | None, str | None, str | None]], str]:
+    """Stage ``table``: each id's (fingerprint, cells, reject, detail); and the mapping
+    signature."""
+    config = _config(folder, attributes, max_bytes)
     reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=50))
     with StateStore.open(config.state, config.name) as store:
         store.stage(
@@ -170,23 +174,34 @@ def _stage_rows(
 
 
 @pytest.mark.parametrize("width", [3, 300])
-def test_fingerprints_are_the_hash_of_the_texts_as_before(tmp_path: Path, width: int) -> None:
-    # The fingerprint was, and must stay, DuckDB's hash(v0, v1, ..., signature) over the
-    # texts Target holds: the same texts (test_fidelity.py) then give the same fingerprints,
-    # and no user is sent every profile again because the SQL was rebuilt.
+def test_the_text_fingerprints_of_the_scheme_before_stay_reachable(
+    tmp_path: Path, width: int
+) -> None:
+    # Fingerprints used to be DuckDB's hash(v0, v1, ..., signature) over the texts Target
+    # holds. A snapshot of that scheme is migrated by comparing exactly that hash once
+    # (render(..., migrate=True)): every unchanged row must match it, a changed one not.
     table, expected = _wide_table(6, seed=width, width=width)
     table = table.rename_columns(["id", *table.column_names[1:]])
     attributes = {f"attribute{j:04d}": f"col{j}" for j in range(width)}
     staged, signature = _stage_rows(tmp_path, table, attributes)
     con = duckdb.connect()
+    old = []
     for pid, texts in expected.items():
         values = [texts[name] or "" for name in attributes]
         placeholders = ", ".join("?" for _ in values)
-        (want,) = con.execute(f"SELECT hash({placeholders}, ?)", [*values, signature]).fetchone()
-        fp, cells, reject, _ = staged[pid]
+        [(want,)] = con.execute(f"SELECT hash({placeholders}, ?)", [*values, signature]).fetchall()
+        _, cells, reject, _ = staged[pid]
         assert reject is None
-        assert fp == want, pid
         assert cells == ",".join(quote(v, safe="-_.~") for v in values)
+        old.append((pid, want if pid != "c1" else want ^ 1))
+    config = _config(tmp_path, attributes)
+    fps = pa.array([f for _, f in old], pa.uint64())
+    con.register("old_snapshot", pa.table({"id": [i for i, _ in old], "fp": fps}))
+    reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=50))
+    con.register(SOURCE, staging_input(config, reader))
+    sql = staging_sql(config, table.schema).render("(SELECT id, fp FROM old_snapshot)", True)
+    unchanged = dict(con.execute(f"SELECT id, unchanged FROM ({sql})").fetchall())
+    assert unchanged == {pid: pid != "c1" for pid in expected}
 
 
 def _expected_reject(

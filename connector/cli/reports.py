@@ -113,6 +113,8 @@ def render_overview(outcomes: list[dict[str, Any]], worst: int) -> None:
 
 
 def render_plan(report: PlanReport) -> None:
+    from ..operations import MIGRATION_NOTE
+
     click.echo(
         f"plan for sync '{report.sync}' (nothing sent, snapshot unchanged): "
         f"{plural(report.rows_read, 'row')} read"
@@ -135,6 +137,8 @@ def render_plan(report: PlanReport) -> None:
     ]
     if report.full_resend_reason:
         rows.insert(0, ("full resend", report.full_resend_reason))
+    if report.fingerprint_migration:
+        rows.append(("migration", MIGRATION_NOTE))
     if report.pending_batches:
         rows.append(
             (

@@ -1,9 +1,10 @@
 """From a source value to the text Target holds: the mapping of one sync, as SQL.
 
 ``staging`` is the contract with the state store: the staging SELECT over the source stream
-(``id, fp, reject, reject_detail, v0..vN``), its input stream, and the cells of a batch line.
-``text`` (with ``temporal``, ``numbers``, ``formats`` and ``ingest``) holds the canonical
-text of every type; ``columns`` checks a mapping against the source's schema; ``signature``
+(``id, fp, old_id, old_fp, unchanged, reject, reject_detail, cells``), its input stream, and
+the cells of a batch line. ``text`` (with ``temporal``, ``numbers``, ``formats`` and
+``ingest``) holds the canonical text of every type, ``canonical`` the typed values a
+fingerprint is made of; ``columns`` checks a mapping against the source's schema; ``signature``
 and ``binding`` digest what shapes a profile's text and where it goes.
 """
 
@@ -14,6 +15,7 @@ from .columns import Column, attribute_columns, check_columns, mapped_columns
 from .signature import SERIALIZATION_VERSION, mapping_description, mapping_signature
 from .staging import (
     SOURCE,
+    StagingSQL,
     cells_sql,
     check_staging,
     exit_cells,
@@ -27,6 +29,7 @@ __all__ = [
     "SERIALIZATION_VERSION",
     "SOURCE",
     "Column",
+    "StagingSQL",
     "attribute_columns",
     "binding_signature",
     "cells_sql",

@@ -1,8 +1,10 @@
 """A mapping checked against the source's schema: which columns it reads, and each attribute
-as the SQL that gives its canonical text."""
+as the SQL that gives its canonical text and its canonical typed value (its part of the
+fingerprint)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -12,24 +14,34 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from ..config import SyncConfig
-from ..sqltext import sql_literal
+from ..sqltext import quote_ident, sql_literal
+from .canonical import Canonical, text_canonical, typed_canonical
 from .temporal import value_problem_sql
 from .text import value_text_sql
 
 
 @dataclass(frozen=True)
 class Column:
-    """One Target attribute as SQL: its name, the expression giving its plain text, and
-    (for dates and timestamps) the expression saying why a value has none (else NULL)."""
+    """One Target attribute as SQL: its name, the expression giving its plain text, its
+    canonical value (None: fingerprinted by its text), and (for dates and timestamps) the
+    expression saying why a value has none (else NULL)."""
 
     name: str
     text_sql: str
     null_replacement: str | None
     problem_sql: str | None = None
+    canonical: Canonical | None = None
 
 
-def attribute_columns(config: SyncConfig, schema: pa.Schema) -> list[Column]:
-    """Each mapped attribute as SQL over the source result, checked against its schema."""
+def _same(name: str) -> str:
+    return name
+
+
+def attribute_columns(
+    config: SyncConfig, schema: pa.Schema, alias: Callable[[str], str] = _same
+) -> list[Column]:
+    """Each mapped attribute as SQL over the source result, checked against its schema;
+    ``alias`` names the SQL column a source column is read as (itself by default)."""
     check_columns(config, schema)
     columns = []
     for name, spec in config.attributes.items():
@@ -40,10 +52,17 @@ def attribute_columns(config: SyncConfig, schema: pa.Schema) -> list[Column]:
         assert spec.column is not None
         field = schema.field(spec.column)
         where = f"{where} (column {spec.column})"
-        text = value_text_sql(spec.column, field.type, spec.format, where)
-        problem = value_problem_sql(spec.column, field.type)
-        columns.append(Column(name, text, spec.null, problem))
+        column = alias(spec.column)
+        text = value_text_sql(column, field.type, spec.format, where)
+        problem = value_problem_sql(column, field.type)
+        canonical = typed_canonical(quote_ident(column), field.type, spec.format)
+        columns.append(Column(name, text, spec.null, problem, canonical))
     return columns
+
+
+def canonical_of(column: Column, text: str) -> Canonical:
+    """``column``'s part of the fingerprint: its typed form, or its text (SQL ``text``)."""
+    return column.canonical if column.canonical is not None else text_canonical(text)
 
 
 def mapped_columns(config: SyncConfig) -> list[str]:

@@ -26,15 +26,20 @@ Characters are Unicode code points, as DuckDB's ``length`` counts them.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..delivery.batches import header_line
 from ..errors import ConfigError
 from ..limits import MAX_ID_CHARS, MAX_PROFILE_BYTES, MAX_VALUE_CHARS
-from ..sqltext import load_sql, sql_literal, url_encode
+from ..sqltext import load_sql, quote_ident, sql_literal, url_encode
 from .binding import binding_signature
-from .columns import attribute_columns, mapped_columns
+from .canonical import Canonical
+from .columns import Column, attribute_columns, canonical_of, mapped_columns
 from .ingest import ingest_reader
 from .text import id_text_sql
 
@@ -46,34 +51,119 @@ if TYPE_CHECKING:
 SQL = Path(__file__).parent / "sql"
 # The name the state store registers the source stream under, for the staging SELECT.
 SOURCE = "source_stream"
+# The version of the typed fingerprint (part of every fingerprint's signature).
+TYPED_SCHEME = "typed-1"
 
 
 def staging_input(config: SyncConfig, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
-    """The source stream as staging reads it: the mapped columns, in types DuckDB reads."""
-    return ingest_reader(reader, mapped_columns(config))
+    """The source stream as staging reads it: the mapped columns, in types DuckDB reads,
+    named by position (``c0`` the identity, see :func:`source_alias`), so that no source
+    column name can meet a name of the staging SQL."""
+    import pyarrow as pa
+
+    columns = mapped_columns(config)
+    stream = ingest_reader(reader, columns)
+    names = [source_alias(config, name) for name in columns]
+    schema = pa.schema([field.with_name(n) for field, n in zip(stream.schema, names, strict=True)])
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for batch in stream:
+            yield batch.rename_columns(names)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
-def staging_sql(config: SyncConfig, schema: pa.Schema) -> str:
+def source_alias(config: SyncConfig, column: str) -> str:
+    """The name a mapped source column has in the staging input: ``c`` and its position."""
+    return f"c{mapped_columns(config).index(column)}"
+
+
+@dataclass(frozen=True)
+class StagingSQL:
+    """The staging SELECT of one mapping over the source stream, rendered by the state store
+    for its run: joined to the snapshot's ``(id, fp)`` or not (a first run), comparing typed
+    fingerprints or, once, the texts' (a migration). See ``sql/stage.sql``."""
+
+    parts: tuple[tuple[str, str], ...]
+    # Each value's text as Target holds it (NULL replaced), over the joined row.
+    effective: tuple[str, ...]
+    # The binding signature: the old text fingerprints were hash(v0, ..., signature).
+    text_signature: str
+
+    def render(
+        self, previous: str | None = None, migrate: bool = False, exact: bool = False
+    ) -> str:
+        """The SELECT giving ``id, fp, old_id, old_fp, unchanged, reject, reject_detail,
+        cells`` per row: ``previous`` is a relation of the snapshot's ``(id, fp)`` (None: no
+        snapshot); with ``migrate`` its fingerprints are the texts' (the scheme before typed
+        fingerprints) and every row's texts are built to compare them. ``exact`` (tests: the
+        slow path) builds every row's texts and checks them, with no bound to clear a row."""
+        parts = dict(self.parts)
+        if exact:
+            parts["bounds_clear"] = "false"
+        if previous is None:
+            join, old = "", "CAST(NULL AS VARCHAR) AS old_id, CAST(NULL AS UBIGINT) AS old_fp"
+        else:
+            join = f"FULL OUTER JOIN {previous} AS p ON s.id = p.id"
+            old = "p.id AS old_id, p.fp AS old_fp"
+        # Whether a row needs its texts: every row to send, every row no bound clears; all
+        # of them on a first run and while migrating.
+        need = "s.fp IS NOT NULL"
+        if migrate:
+            text_fp = f"hash({parts['value_names']}, {sql_literal(self.text_signature)})"
+            unchanged = f"coalesce(old_fp = {text_fp}, false)"
+        else:
+            if previous is not None:
+                need = "s.fp IS NOT NULL AND (NOT s.clear OR s.fp IS DISTINCT FROM p.fp)"
+            unchanged = "coalesce(old_fp = fp, false)"
+        values = ", ".join(
+            f"CASE WHEN need THEN {text} END AS v{i}" for i, text in enumerate(self.effective)
+        )
+        return load_sql(SQL, "stage.sql").format(
+            **parts,
+            join=join,
+            old_columns=f"{old}, {need} AS need",
+            values=values,
+            unchanged=unchanged,
+            source=SOURCE,
+        )
+
+
+def staging_sql(config: SyncConfig, schema: pa.Schema) -> StagingSQL:
     """The staging ``SELECT ... FROM source_stream`` for this mapping.
 
     ``schema`` is the source's own schema (before :func:`staging_input`). Raises a
     ConfigError when ``target.max_bytes_per_batch`` cannot hold the header and one profile.
     """
-    columns = attribute_columns(config, schema)
+    columns = attribute_columns(config, schema, lambda name: source_alias(config, name))
     id_field = schema.field(config.identity.column)
     id_text = id_text_sql(
-        config.identity.column, id_field.type, config.locate("identity", "column")
+        source_alias(config, config.identity.column),
+        id_field.type,
+        config.locate("identity", "column"),
     )
     count = len(columns)
     names = value_names(count)
-    texts = [f"{col.text_sql} AS t{i}" for i, col in enumerate(columns)]
-    values = [
-        f"{_effective(f't{i}', col.null_replacement)} AS v{i}" for i, col in enumerate(columns)
+    # Columns fingerprinted by their text compute it once, for every row (t0, t1, ...).
+    canonicals = [canonical_of(col, f"t{i}") for i, col in enumerate(columns)]
+    texts = [
+        f"{col.text_sql} AS t{i}"
+        for i, (col, canon) in enumerate(zip(columns, canonicals, strict=True))
+        if canon.is_text
     ]
+    plain = [
+        f"t{i}" if canon.is_text else col.text_sql
+        for i, (col, canon) in enumerate(zip(columns, canonicals, strict=True))
+    ]
+    effective = tuple(
+        _effective(text, col.null_replacement) for text, col in zip(plain, columns, strict=True)
+    )
+    shapes = [canon.shape for canon in canonicals]
+    fingerprint = [value for canon in canonicals for value in canon.values]
     # Why a value cannot be written at all (an infinite date, ...): 'NAME: reason', per column.
     problems = [
-        (f"p{i}", f"{sql_literal(col.name + ': ')} || {col.problem_sql}")
-        for i, col in enumerate(columns)
+        f"{sql_literal(col.name + ': ')} || {col.problem_sql}"
+        for col in columns
         if col.problem_sql is not None
     ]
     # Sizes in bytes and characters, each one flat call over every value.
@@ -92,57 +182,102 @@ def staging_sql(config: SyncConfig, schema: pa.Schema) -> str:
     encoded = ", ".join(f"url_encode({name})" for name in names)
     line_size = f"(strlen(url_encode(id)) + strlen(concat_ws(',', {encoded})) + 2)"
 
-    all_clear = [
-        f"id <> '' AND strlen(id) <= {MAX_ID_CHARS}",
-        f"greatest({', '.join(f'strlen({name})' for name in names)}) <= {MAX_VALUE_CHARS}",
-    ]
+    id_clear = [f"id <> '' AND strlen(id) <= {MAX_ID_CHARS}"]
     if config.identity.type == "thirdPartyId":
         id_checks = "WHEN contains(id, '+') OR contains(id, '/') THEN 'id_has_plus_or_slash'"
-        all_clear.append("NOT contains(id, '+') AND NOT contains(id, '/')")
+        id_clear.append("NOT contains(id, '+') AND NOT contains(id, '/')")
     else:
         id_checks = ""
     if problems:
-        all_clear.append("out_of_range IS NULL")
+        id_clear.append("out_of_range IS NULL")
         range_check = "WHEN out_of_range IS NOT NULL THEN 'value_out_of_range'"
         range_detail = "WHEN 'value_out_of_range' THEN out_of_range"
-        out_of_range = f", coalesce({', '.join(p for p, _ in problems)}) AS out_of_range"
+        out_of_range = f", coalesce({', '.join(problems)}) AS out_of_range"
         out_of_range_column = ", out_of_range"
     else:
         range_check = range_detail = out_of_range = out_of_range_column = ""
+    longest = f"greatest({', '.join(f'strlen({n})' for n in names)})"
+    all_clear = [*id_clear, f"{longest} <= {MAX_VALUE_CHARS}"]
+    # The same tests on bounds (no text needed): every value's, then the sums, over the list
+    # of measured bounds (computed once per row) plus the constant ones.
+    constant, measured = _bounds(columns, canonicals)
+    sums = names_bytes + MAX_VALUE_CHARS * count >= MAX_PROFILE_BYTES
+    lines = 3 * (MAX_ID_CHARS + MAX_VALUE_CHARS * count) + count + 1 > line_room
+    bounds_clear = list(id_clear)
+    bounds_column = ""
+    bound_bytes = str(sum(constant))
+    if max(constant, default=0) > MAX_VALUE_CHARS:
+        bounds_clear.append("false")  # a NULL replacement over the limit: every row exactly
+    elif measured and (sums or lines):
+        bounds_column = f", [{', '.join(measured)}] AS bounds"
+        bounds_clear.append(f"list_max(bounds) <= {MAX_VALUE_CHARS}")
+        bound_bytes = f"({sum(constant)} + list_sum(bounds))"
+    elif measured:
+        bounds_clear.append(f"greatest({', '.join(measured)}) <= {MAX_VALUE_CHARS}")
     # With every value within 256 bytes (tested above), a narrow mapping can reach neither
     # limit: then the sums are left out of the common row's test altogether.
-    if names_bytes + MAX_VALUE_CHARS * count >= MAX_PROFILE_BYTES:
+    if sums:
         all_clear.append(f"{size} < {MAX_PROFILE_BYTES}")
-    if 3 * (MAX_ID_CHARS + MAX_VALUE_CHARS * count) + count + 1 > line_room:
+        bounds_clear.append(f"{names_bytes} + {bound_bytes} < {MAX_PROFILE_BYTES}")
+    if lines:
         all_clear.append(f"{line_bound} <= {line_room}")
-    return load_sql(SQL, "stage.sql").format(
-        signature=sql_literal(binding_signature(config)),
-        max_id=MAX_ID_CHARS,
-        max_value=MAX_VALUE_CHARS,
-        max_bytes=MAX_PROFILE_BYTES,
-        all_clear=" AND ".join(all_clear),
-        id_checks=id_checks,
-        range_check=range_check,
-        range_check_detail=range_detail,
-        longest_value=f"list_max({lengths})",
-        long_value_detail=long_value_detail,
-        size=size,
-        line_bound=line_bound,
-        line_size=line_size,
-        line_room=line_room,
-        line_detail=sql_literal(
+        bounds_clear.append(f"3 * (strlen(id) + {bound_bytes}) + {count + 1} <= {line_room}")
+    raw = ", ".join(quote_ident(f"c{j}") for j in range(len(mapped_columns(config))))
+    parts = {
+        "fingerprint": ", ".join(fingerprint),
+        "fp_signature": sql_literal(fingerprint_signature(binding_signature(config), shapes)),
+        "bounds_clear": " AND ".join(bounds_clear),
+        "bounds_column": bounds_column,
+        "max_id": str(MAX_ID_CHARS),
+        "max_value": str(MAX_VALUE_CHARS),
+        "max_bytes": str(MAX_PROFILE_BYTES),
+        "all_clear": " AND ".join(all_clear),
+        "id_checks": id_checks,
+        "range_check": range_check,
+        "range_check_detail": range_detail,
+        "longest_value": f"list_max({lengths})",
+        "long_value_detail": long_value_detail,
+        "size": size,
+        "line_bound": line_bound,
+        "line_size": line_size,
+        "line_room": str(line_room),
+        "line_detail": sql_literal(
             f" bytes URL-encoded, over the {line_room} a line may take in a batch of "
             f"target.max_bytes_per_batch={config.target.max_bytes_per_batch}"
         ),
-        values=", ".join(values),
-        out_of_range=out_of_range,
-        out_of_range_column=out_of_range_column,
-        value_names=", ".join(names),
-        id_text=id_text,
-        texts=", ".join(texts),
-        problems="".join(f", {sql} AS {p}" for p, sql in problems),
-        source=SOURCE,
-    )
+        "out_of_range": out_of_range,
+        "out_of_range_column": out_of_range_column,
+        "value_names": ", ".join(names),
+        "cells": cells_sql(count, ""),
+        "id_text": id_text,
+        "texts": "".join(f", {text}" for text in texts),
+        "text_names": "".join(f", t{i}" for i, c in enumerate(canonicals) if c.is_text),
+        "raw": raw,
+    }
+    return StagingSQL(tuple(parts.items()), effective, binding_signature(config))
+
+
+def fingerprint_signature(binding: str, shapes: list[str]) -> str:
+    """What a typed fingerprint is bound to besides the values: the binding (mapping and
+    destination), the shape of every value (its text is a function of value and shape, see
+    :mod:`.canonical`), and the scheme's version."""
+    described = {"scheme": TYPED_SCHEME, "binding": binding, "shapes": shapes}
+    return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:16]
+
+
+def _bounds(columns: list[Column], canonicals: list[Canonical]) -> tuple[list[int], list[str]]:
+    """Each value's text bound in bytes once NULL is replaced: the constant parts (a NULL
+    replacement counts whole, it may stand for any value), and SQL for the parts measured
+    per row (strings and texts)."""
+    constant, measured = [], []
+    for col, canon in zip(columns, canonicals, strict=True):
+        replacement = len(col.null_replacement.encode()) if col.null_replacement is not None else 0
+        if canon.bytes_sql is None:
+            constant.append(max(canon.bytes, replacement))
+        else:
+            constant.append(replacement)
+            measured.append(canon.bytes_sql)
+    return constant, measured
 
 
 def check_staging(config: SyncConfig, schema: pa.Schema) -> None:
@@ -152,7 +287,7 @@ def check_staging(config: SyncConfig, schema: pa.Schema) -> None:
     import duckdb
     import pyarrow as pa
 
-    sql = staging_sql(config, schema)
+    sql = staging_sql(config, schema).render()
     empty = staging_input(config, pa.RecordBatchReader.from_batches(schema, [])).read_all()
     with duckdb.connect() as con:
         con.register(SOURCE, empty)

@@ -45,6 +45,9 @@ class PrepareReport:
     unrefreshable: int  # profiles resent because their fingerprints cannot be recomputed
     adopted: int = 0  # profiles of a schema-1 file bound to the configured destination
     values_dropped: int = 0  # stored values forgotten (state.keep_values: false)
+    # The snapshot's fingerprints are of an earlier scheme: staging compares the texts once
+    # and moves unchanged profiles to the current scheme without sending them.
+    migrating: bool = False
 
 
 @dataclass(frozen=True)

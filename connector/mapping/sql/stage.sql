@@ -1,8 +1,15 @@
--- The staged rows of the source stream: every mapped value serialized to the text Target
--- will hold (v0, v1, ...: NULL already replaced), the profile's fingerprint over those texts,
--- and why Target must not receive the row, if it must not. Run inside stage_first.sql or
--- stage_diff.sql, which URL-encode the texts of the rows to send only. The placeholders in
--- braces are generated from the mapping by connector/staging.py.
+-- The staged rows of the source stream: per row its id, its fingerprint over canonical typed
+-- values (connector/mapping/canonical.py), the snapshot's id and fingerprint for it (old_id,
+-- old_fp: NULL when new; a snapshot row the stream lacks comes out with fp NULL), whether it
+-- is unchanged, why Target must not receive it, and the URL-encoded cells of the rows to send.
+-- Run inside stage_first.sql or stage_diff.sql; the placeholders in braces are generated from
+-- the mapping by connector/mapping/staging.py; {join}, {old_columns} (with need: whether the
+-- row needs its texts), {values} and {unchanged} when the store renders it for its run.
+-- Texts (v0, v1, ...: NULL already replaced) are built only for the rows that need them: rows
+-- to send, and rows whose bounds (byte lengths of strings and texts, constant widths of
+-- numbers, dates and times) do not clear every limit, which are then checked on their texts
+-- exactly (so every row is checked, and rejected, exactly as when every text was built). A
+-- migration ({unchanged} comparing the texts' fingerprints) builds every row's texts, once.
 -- Every expression over all the values is one flat call (hash, greatest, concat, concat_ws,
 -- coalesce, a list), never a chain of operators or a CASE per value, so the SQL's depth and
 -- its planning time stay small however many attributes there are (DuckDB's parser stops at
@@ -13,6 +20,9 @@
 SELECT
     id,
     fp,
+    old_id,
+    old_fp,
+    unchanged,
     reject,
     CASE reject
         WHEN 'id_too_long' THEN length(id) || ' characters'
@@ -21,12 +31,16 @@ SELECT
         WHEN 'profile_too_large' THEN {size} || ' bytes'
         WHEN 'line_too_large' THEN {line_size} || {line_detail}
     END AS reject_detail,
-    {value_names}
+    CASE WHEN reject IS NULL AND fp IS NOT NULL AND NOT unchanged THEN {cells} END AS cells
 FROM (
     SELECT
         id,
-        hash({value_names}, {signature}) AS fp,
+        fp,
+        old_id,
+        old_fp,
+        {unchanged} AS unchanged,
         CASE
+            WHEN fp IS NULL OR clear THEN NULL
             WHEN {all_clear} THEN NULL
             WHEN id IS NULL OR id = '' THEN 'empty_id'
             WHEN length(id) > {max_id} THEN 'id_too_long'
@@ -38,7 +52,24 @@ FROM (
         END AS reject,
         {value_names}{out_of_range_column}
     FROM (
-        SELECT id, {values}{out_of_range}
-        FROM (SELECT {id_text} AS id, {texts}{problems} FROM {source}) AS typed
-    ) AS effective
+        SELECT id, fp, old_id, old_fp, clear{out_of_range_column}, {values}
+        FROM (
+            SELECT s.*, {old_columns}
+            FROM (
+                SELECT
+                    id,
+                    fp,
+                    coalesce({bounds_clear}, false) AS clear{out_of_range_column}{text_names},
+                    {raw}
+                FROM (
+                    SELECT
+                        id,
+                        hash({fingerprint}, {fp_signature}) AS fp{bounds_column}
+                        {out_of_range_column}{text_names},
+                        {raw}
+                    FROM (SELECT {id_text} AS id{texts}{out_of_range}, {raw} FROM {source}) AS typed
+                ) AS measured
+            ) AS s {join}
+        ) AS joined
+    ) AS texts
 ) AS checked

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import duckdb
 
 from ...errors import StateError
-from ...mapping import SOURCE, cells_sql, staging_input, staging_sql
+from ...mapping import SOURCE, StagingSQL, staging_input, staging_sql
 from ...sqltext import load_queries, load_sql, quote_ident, sql_literal
 from ...text import first_line
 from ..store import (
@@ -63,9 +63,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "2"
-# How fingerprints are computed; DuckDB's hash() may change between versions, so a state file
-# written by another version gets its fingerprints recomputed from the stored cells.
-FINGERPRINT_SCHEME = f"duckdb-hash/{duckdb.__version__}"
+# How fingerprints are computed: DuckDB's hash() of canonical typed values (mapping/canonical).
+# DuckDB's hash() may change between versions, and the scheme before typed values hashed the
+# texts: a snapshot of another scheme is migrated (see DuckDBStore.prepare).
+FINGERPRINT_SCHEME = f"typed-1/duckdb-hash/{duckdb.__version__}"
+# The scheme before: hash(texts..., binding signature), which the stored cells can recompute.
+TEXT_SCHEME = f"duckdb-hash/{duckdb.__version__}"
 MAX_ROWS_KEPT = 10_000
 
 
@@ -112,6 +115,9 @@ class DuckDBStore:
         self.outdated = False
         # Set by stage(): with an empty snapshot, commits only insert (no DELETE to probe).
         self._snapshot_was_empty = False
+        # Set by prepare(): the snapshot's fingerprints are the texts' (TEXT_SCHEME), so the
+        # next staging compares texts once and moves unchanged rows to typed fingerprints.
+        self.migrating = False
         self._tally: list[tuple[str | None, str | None, int]] = []
         self._scratch: Path | None = None
         # Set by prepare(): stored values were forgotten, so the file must be rewritten.
@@ -275,10 +281,15 @@ class DuckDBStore:
     ) -> PrepareReport:
         """Bind the snapshot to ``binding`` before staging (see the protocol). A writable
         store records the binding and the config file, binds rows of a schema-1 file to
-        this destination (when the mapping is the same: upgrading resends nothing),
-        recomputes fingerprints made by another DuckDB version from the stored cells (each
-        row with its own binding, so a row never passes for one sent under another mapping),
-        and drops stored values when they are not kept."""
+        this destination (when the mapping is the same: upgrading resends nothing), and
+        drops stored values when they are not kept.
+
+        Fingerprints of another scheme are migrated without a resend: text fingerprints of
+        this DuckDB version are compared as they are; those of another version (text or
+        typed) are first recomputed as text fingerprints from the stored cells (each row
+        with its own binding, so a row never passes for one sent under another mapping).
+        The next staging then compares every row's texts once, and unchanged rows take
+        their typed fingerprints (:meth:`stage`)."""
         scheme, previous_config = self._sync_record()
         unrefreshable = self._unrefreshable(scheme)
         adopted = dropped = 0
@@ -291,9 +302,17 @@ class DuckDBStore:
                 self._run("sync_ran_from", config_path=config_path, now=now())
             self._register(binding, mapping, destination)
             adopted = self._adopt_legacy(mapping_signature, binding)
-            if scheme != FINGERPRINT_SCHEME and self._count("snapshot_rows"):
-                self._rehash(lambda known: known.signature)
-                self._run("scheme_is", scheme=FINGERPRINT_SCHEME)
+            if adopted and scheme == FINGERPRINT_SCHEME:
+                scheme = TEXT_SCHEME  # the adopted rows' fingerprints are the texts' again
+                self._run("scheme_is", scheme=scheme)
+            if scheme != FINGERPRINT_SCHEME:
+                if not self._count("snapshot_rows"):
+                    self._run("scheme_is", scheme=FINGERPRINT_SCHEME)
+                else:
+                    if scheme != TEXT_SCHEME:
+                        self._rehash(lambda known: known.signature)
+                        self._run("scheme_is", scheme=TEXT_SCHEME)
+                    self.migrating = True
             if not self.keep_values and self.mode == "write":
                 dropped = self._count("values_kept")
                 if dropped:
@@ -307,6 +326,7 @@ class DuckDBStore:
             unrefreshable=unrefreshable,
             adopted=adopted,
             values_dropped=dropped,
+            migrating=self.migrating,
         )
 
     def needs_rewrite(self) -> bool:
@@ -327,8 +347,8 @@ class DuckDBStore:
         return (rows[0][0], rows[0][1]) if rows else (None, None)
 
     def _unrefreshable(self, scheme: str | None) -> int:
-        if scheme is None or scheme == FINGERPRINT_SCHEME or self.outdated:
-            return 0
+        if scheme in (None, FINGERPRINT_SCHEME, TEXT_SCHEME) or self.outdated:
+            return 0  # text fingerprints of this DuckDB version migrate without values
         return self._count("without_values")
 
     def _register(self, binding: str, mapping: dict[str, Any], destination: dict[str, Any]) -> None:
@@ -395,21 +415,31 @@ class DuckDBStore:
             self.stage(stream, sql, len(config.attributes))
         return self.report()
 
-    def stage(self, source: pa.RecordBatchReader, staged: str, value_count: int) -> StageReport:
+    def stage(
+        self, source: pa.RecordBatchReader, staged: StagingSQL, value_count: int
+    ) -> StageReport:
         """Ingest a staging stream with the staging SELECT ``staged`` (``mapping.staging``),
-        diffing it against the snapshot as it goes, then flag duplicate ids.
+        diffing it against the snapshot as it goes, then flag duplicate ids; while migrating
+        the fingerprint scheme, move the unchanged rows to their typed fingerprints.
 
+        ``value_count`` is the mapping's number of attributes (the staged cells hold them).
         An error the stream raises while DuckDB reads it (a query failing mid-result, a
         value that does not fit its column) reaches DuckDB's caller as a DuckDB error with
         a traceback in its text; the stream's own exception is raised instead.
         """
         import pyarrow as pa
 
+        del value_count  # the staging SELECT builds the cells itself
         self._snapshot_was_empty = self._count("snapshot_rows") == 0
-        script = "stage_first.sql" if self._snapshot_was_empty else "stage_diff.sql"
-        sql = self.tables.render(
-            load_sql(SQL, script), staged=staged, cells=cells_sql(value_count, "s.")
-        )
+        if self._snapshot_was_empty:
+            sql = self.tables.render(load_sql(SQL, "stage_first.sql"), staged=staged.render())
+        else:
+            previous = f"(SELECT id, fp FROM {self.tables.snapshot} WHERE NOT gone)"
+            sql = self.tables.render(
+                load_sql(SQL, "stage_diff.sql"),
+                staged=staged.render(previous, migrate=self.migrating),
+                keep_fp="true" if self.migrating else "false",
+            )
         failed: list[BaseException] = []
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -434,9 +464,27 @@ class DuckDBStore:
             self.con.unregister(SOURCE)
         if duplicate_check_needed(self.con, self.tables.stage):
             self.con.execute(self.tables.render(load_sql(SQL, "duplicates.sql")))
+        if self.migrating:
+            self._finish_migration()
         self._run("changes_view")
         self._tally = [(k, r, int(n)) for k, r, n in self._run("tally").fetchall()]
         return self.report()
+
+    def _finish_migration(self) -> None:
+        """Give the snapshot rows found unchanged (same texts, same binding) their typed
+        fingerprints and record the typed scheme, in one transaction; the other rows keep
+        their text fingerprints, which no typed one matches: they are sent as changes."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            migrated = self._count("migrated_count")
+            self._run("adopt_typed_fingerprints")
+            self._run("scheme_is", scheme=FINGERPRINT_SCHEME)
+            self.con.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        self.migrating = False
+        log.info("%d fingerprints moved to the scheme %s", migrated, FINGERPRINT_SCHEME)
 
     def report(self) -> StageReport:
         """The counts of the last staging (from one grouping of the stage table)."""

@@ -38,8 +38,9 @@ UPDATE ts_syncs SET config_path = $config_path, updated_at = $now WHERE sync = $
 UPDATE ts_syncs SET fingerprint_scheme = $scheme WHERE sync = $sync;
 
 -- name: rehash
--- Recompute the fingerprints of one binding's rows from their stored cells (owed rows stay
--- owed). The cells decode back to exactly the texts the fingerprint was made of.
+-- Recompute the fingerprints of one binding's rows from their stored cells as text
+-- fingerprints of this DuckDB version (owed rows stay owed), which the next staging then
+-- migrates to typed ones. The cells decode back to exactly the texts that were sent.
 UPDATE {snapshot} SET fp = CASE WHEN fp IS NOT NULL THEN hash({texts}, $signature) END{relabel}
 WHERE binding = $binding AND cells IS NOT NULL;
 
@@ -55,3 +56,13 @@ UPDATE {snapshot} SET cells = NULL;
 -- name: without_values
 -- Rows whose fingerprint cannot be recomputed (no stored values).
 SELECT count(*) FROM {snapshot} WHERE cells IS NULL AND fp IS NOT NULL;
+
+-- name: migrated_count
+-- Staged rows found unchanged while migrating the fingerprint scheme (see stage_diff.sql).
+SELECT count(*) FROM {stage} WHERE kind IS NULL AND reject IS NULL AND fp IS NOT NULL;
+
+-- name: adopt_typed_fingerprints
+-- Their snapshot rows take the typed fingerprint of the same texts (owed rows stay owed).
+UPDATE {snapshot} AS p SET fp = s.fp
+FROM (SELECT id, fp FROM {stage} WHERE kind IS NULL AND reject IS NULL AND fp IS NOT NULL) AS s
+WHERE p.id = s.id AND NOT p.gone AND p.fp IS NOT NULL;
