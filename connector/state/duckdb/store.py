@@ -278,9 +278,11 @@ class DuckDBStore:
         this destination (when the mapping is the same: upgrading resends nothing),
         recomputes fingerprints made by another DuckDB version from the stored cells (each
         row with its own binding, so a row never passes for one sent under another mapping),
-        and drops stored values when they are not kept."""
+        makes the profiles of an upload whose answer was never recorded owed, and drops
+        stored values when they are not kept."""
         scheme, previous_config = self._sync_record()
         unrefreshable = self._unrefreshable(scheme)
+        unconfirmed = self._unconfirmed()
         adopted = dropped = 0
         if self.writable:
             if scheme is None:
@@ -290,6 +292,8 @@ class DuckDBStore:
             elif self.mode == "write":
                 self._run("sync_ran_from", config_path=config_path, now=now())
             self._register(binding, mapping, destination)
+            if unconfirmed:
+                self._owe_unconfirmed(binding)
             adopted = self._adopt_legacy(mapping_signature, binding)
             if scheme != FINGERPRINT_SCHEME and self._count("snapshot_rows"):
                 self._rehash(lambda known: known.signature)
@@ -307,12 +311,14 @@ class DuckDBStore:
             unrefreshable=unrefreshable,
             adopted=adopted,
             values_dropped=dropped,
+            unconfirmed=unconfirmed,
         )
 
     def needs_rewrite(self) -> bool:
         """Whether reading this (read-only) store needs changes it cannot make: an older
-        schema, rows of a schema-1 file, or fingerprints of another DuckDB version."""
-        if self.outdated:
+        schema, rows of a schema-1 file, fingerprints of another DuckDB version, or profiles
+        of an unrecorded upload to make owed."""
+        if self.outdated or self._unconfirmed():
             return True
         scheme, _ = self._sync_record()
         legacy = any(b.destination is None for b in self.bindings().values())
@@ -325,6 +331,23 @@ class DuckDBStore:
             return None, None
         rows = self._run("sync_record").fetchall()
         return (rows[0][0], rows[0][1]) if rows else (None, None)
+
+    def _unconfirmed(self) -> int:
+        """Profiles :meth:`sending` recorded whose batch was never committed."""
+        if self.outdated or not self._has_table("ts_sending"):
+            return 0  # (a file of an earlier version, read-only: nothing was recorded)
+        return self._count("unconfirmed_count")
+
+    def _owe_unconfirmed(self, binding: str) -> None:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self._run("owe_unconfirmed")
+            self._run("owe_unconfirmed_new", binding=binding)
+            self._run("forget_sending")
+            self.con.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
 
     def _unrefreshable(self, scheme: str | None) -> int:
         if scheme is None or scheme == FINGERPRINT_SCHEME or self.outdated:
@@ -512,9 +535,26 @@ class DuckDBStore:
 
     # -- delivery ----------------------------------------------------------------------------
 
+    def sending(self, rows: pa.Table) -> None:
+        """Record the ids of a batch before it is uploaded (see the protocol)."""
+        sql = self.tables.render(self._queries["record_sending"], batch="sending_batch")
+        self.con.register("sending_batch", rows)
+        try:
+            run_query(self.con, sql, {"sync": self.sync})
+        except duckdb.Error as exc:
+            raise StateError(
+                f"sync '{self.sync}': writing the state file {self.path} failed "
+                f"({first_line(exc)}) before a batch was sent; the snapshot keeps what was "
+                "committed before; rerunning is safe"
+            ) from exc
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                self.con.unregister("sending_batch")
+
     def commit(self, batch: AcceptedBatch) -> None:
-        """Record an accepted batch as pending and advance the snapshot for its rows, in one
-        transaction: a run killed at any instant leaves both or neither."""
+        """Record an accepted batch as pending and advance the snapshot for its rows, and
+        forget the ids :meth:`sending` recorded, in one transaction: a run killed at any
+        instant leaves all or nothing."""
         if batch.kind == "upsert":
             script = "insert_upserts.sql" if self._snapshot_was_empty else "commit_upserts.sql"
         else:
@@ -539,6 +579,7 @@ class DuckDBStore:
                 self._run("record_batch", **params)
                 for statement in _statements(sql):
                     run_query(self.con, statement, params)
+                self._run("forget_sending")
                 self.con.execute("COMMIT")
             except BaseException:
                 self._rollback()
@@ -606,7 +647,7 @@ class DuckDBStore:
         self.con.execute("BEGIN TRANSACTION")
         try:
             count = self._count("revert_count", **{**params, "fill": {"where": where}})
-            for name in ("revert_list", "revert_upserted", "revert_removed"):
+            for name in ("revert_list", "revert"):
                 self._run(name, **{**params, "fill": {"where": where}})
             self.con.execute("COMMIT")
         except BaseException:
@@ -623,7 +664,7 @@ class DuckDBStore:
         """Forget this sync's snapshot and bindings (see :func:`reset_state`); returns how
         many profiles it held."""
         count = self._count("snapshot_size")
-        for name in ("forget_rows", "forget_bindings", "forget_sync"):
+        for name in ("forget_rows", "forget_bindings", "forget_sync", "forget_sending"):
             self._run(name)
         self._run("abandon_pending", now=now())
         return count
