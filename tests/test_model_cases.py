@@ -205,3 +205,34 @@ def test_reset_forgets_the_ids_of_an_unrecorded_batch(
     connector.reset(config)
     assert read_snapshot(load_config(config)).sending == []
     assert connector.sync(config).new == 10
+
+
+# -- (c) a first run killed while it creates the state file -----------------------------------
+
+
+def test_a_first_run_killed_while_creating_the_state_file_leaves_a_usable_one(
+    emulator: Emulator, warehouse: Warehouse, write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    database = warehouse(CUSTOMERS.format(n=10))
+    for attempt in range(5):
+        state = tmp_path / f"state{attempt}" / "state.duckdb"
+        config = write_config(
+            emulator=emulator, state={"path": str(state)}, file_name=f"sync{attempt}.yaml"
+        )
+        run = subprocess.Popen(
+            [*CLI, "sync", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            # Killed the moment the file (or the one it is built in) shows up.
+            building = state.with_name(state.name + ".creating")
+            while run.poll() is None and not (state.exists() or building.exists()):
+                time.sleep(0.0002)
+            run.kill()
+        finally:
+            run.wait()
+        assert connector.status(config)["snapshot_profiles"] in (0, 10)
+        assert connector.sync(config, dry_run=True).exit_code == 0
+        assert connector.sync(config).exit_code == 0
+        assert emulator.profiles() == held(database)
+        assert connector.sync(config).sent == 0
+        assert_truthful(config, emulator)

@@ -46,6 +46,7 @@ from .files import (
     Mode,
     connect,
     copy_into_fresh_file,
+    create_whole,
     damage_guard,
     keep_damaged,
     scratch_copy,
@@ -147,6 +148,8 @@ class DuckDBStore:
             folder, target = scratch_copy(settings, sync)
         elif mode == "read" and not path.exists():
             raise StateError(f"sync '{sync}': no state file at {path} yet (no run has happened)")
+        elif mode == "write" and not path.exists():
+            create_whole(path, sync, _initialise)
         try:
             con = connect(settings, target, sync, mode, shown=path)
             store = cls(con, path, sync, mode, settings.keep_values)
@@ -692,6 +695,15 @@ class DuckDBStore:
                 if count:
                     problems.append(f"{count} {name.removeprefix('invariant: ')}")
         return problems
+
+
+def _initialise(con: duckdb.DuckDBPyConnection) -> None:
+    """The bookkeeping tables and schema version of a new state file, in one transaction."""
+    con.execute("BEGIN TRANSACTION")
+    con.execute(load_sql(SQL, "schema.sql"))
+    version = load_queries(SQL, "maintenance.sql")["set_schema_version"]
+    run_query(con, version, {"version": SCHEMA_VERSION})
+    con.execute("COMMIT")
 
 
 def duplicate_check_needed(
