@@ -9,9 +9,10 @@ empty cells (the old value stays), so only non-empty cells must be held as such.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import duckdb
@@ -34,8 +35,13 @@ class SnapshotRow:
 class Snapshot:
     rows: list[SnapshotRow]
     attributes: dict[str, list[str]]  # binding -> its attribute names, in cell order
+    destinations: dict[str, dict[str, Any]]  # binding -> its destination
     pending: set[str]  # batch ids still pending
     sending: list[str]  # ids recorded as being uploaded (ts_sending), if the table exists
+
+    def only(self, bound: Callable[[str | None], bool]) -> Snapshot:
+        """The rows whose binding passes ``bound`` (those sent to one destination)."""
+        return replace(self, rows=[row for row in self.rows if bound(row.binding)])
 
     def claims(self) -> dict[str, dict[str, str]]:
         """Per confirmed row (a fingerprint, not gone, its batch not pending, not recorded as
@@ -57,7 +63,7 @@ def read_snapshot(config: SyncConfig) -> Snapshot:
     """The snapshot of ``config``'s sync as stored (empty when there is no file yet)."""
     path = Path(config.state.path)
     if not path.exists():
-        return Snapshot([], {}, set(), [])
+        return Snapshot([], {}, {}, set(), [])
     table = quote_ident(f"snapshot__{config.name}")
     with duckdb.connect(str(path), read_only=True) as con:
         tables = {name for (name,) in con.execute("SHOW TABLES").fetchall()}
@@ -71,12 +77,14 @@ def read_snapshot(config: SyncConfig) -> Snapshot:
             if f"snapshot__{config.name}" in tables
             else []
         )
-        attributes = {}
+        attributes, destinations = {}, {}
         if "ts_bindings" in tables:
-            for binding, mapping in con.execute(
-                "SELECT binding, mapping FROM ts_bindings WHERE sync = ?", [config.name]
+            for binding, mapping, destination in con.execute(
+                "SELECT binding, mapping, destination FROM ts_bindings WHERE sync = ?",
+                [config.name],
             ).fetchall():
                 attributes[binding] = list(json.loads(mapping).get("attributes", {}))
+                destinations[binding] = json.loads(destination) if destination else {}
         pending: set[str] = set()
         if "ts_batches" in tables:
             pending = {
@@ -94,7 +102,7 @@ def read_snapshot(config: SyncConfig) -> Snapshot:
                     "SELECT id FROM ts_sending WHERE sync = ?", [config.name]
                 ).fetchall()
             ]
-    return Snapshot(rows, attributes, pending, sending)
+    return Snapshot(rows, attributes, destinations, pending, sending)
 
 
 def untrue_claims(
