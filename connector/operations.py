@@ -57,6 +57,9 @@ class PlanReport:
     samples: list[dict[str, Any]] = field(default_factory=list)
     reject_samples: list[dict[str, Any]] = field(default_factory=list)
     pending_batches: int = 0
+    # Profiles of an upload an earlier run never recorded (it died between sending a batch
+    # and committing it): Target may hold them, so the next run resends them (in ``retried``).
+    unconfirmed: int = 0
     # False: the snapshot keeps no attribute values (state.keep_values: false), so old
     # values, field changes and stale NULLs cannot be shown.
     values_kept: bool = True
@@ -125,6 +128,7 @@ def plan(config: SyncConfig | str | os.PathLike[str], sample: int = SAMPLE_SIZE)
         samples=samples,
         reject_samples=rejects,
         pending_batches=pending,
+        unconfirmed=run.prepared.unconfirmed,
         values_kept=config.state.keep_values,
         fingerprint_migration=run.prepared.migrating,
     )

@@ -322,6 +322,7 @@ def prepare(run: Run, *, strict: bool, force: bool, record: bool = True) -> None
         retried=staged.retried,
         removed=staged.removed,
         unchanged=staged.unchanged,
+        unrecorded=run.prepared.unconfirmed,
     )
     if recorded:
         store.history.progress(run.run_id, result_of(run).to_dict())

@@ -33,8 +33,8 @@ class Event:
         read_progress    rows                      (while the source streams; not logged)
         stage_done       stage, seconds, and the stage's counts
                          (read: rows, rejected; diff: new, changed, retried, removed,
-                          unchanged; upload: batches, bytes; status: failed, pending;
-                          resolve_pending: complete, reverted_rows, not_found,
+                          unchanged, unrecorded; upload: batches, bytes; status: failed,
+                          pending; resolve_pending: complete, reverted_rows, not_found,
                           still_pending)
         pending_found    batches                   (an earlier run left batches unconfirmed)
         backpressure     in_flight, limit          (waiting for Target before the next upload)

@@ -204,7 +204,14 @@ def _stage_line(f: dict[str, Any]) -> str:
         return (
             f"diff: {thousands(f['new'])} new, {thousands(f['changed'])} changed, "
             f"{thousands(f['removed'])} removed, "
-            f"{thousands(f['unchanged'])} unchanged ({seconds})"
+            f"{thousands(f['unchanged'])} unchanged"
+            + (f", {thousands(f['retried'])} retried" if f.get("retried") else "")
+            + (
+                f" ({thousands(f['unrecorded'])} of an upload a stopped run never recorded)"
+                if f.get("unrecorded")
+                else ""
+            )
+            + f" ({seconds})"
         )
     if stage == "upload":
         return f"upload: {plural(f['batches'], 'batch')}, {plural(f['bytes'], 'byte')} ({seconds})"
@@ -258,6 +265,7 @@ def _describe_event(event: Event, short: bool = False) -> str | None:
             )
     elif event.name == "pending_found":
         text = f"{plural(f['batches'], 'batch')} from an earlier run still unconfirmed"
+
     elif event.name == "notify_sent":
         text = f"posted the run summary to the webhook at {f['webhook_host']}"
     if text is None or short:

@@ -147,6 +147,14 @@ def render_plan(report: PlanReport) -> None:
                 "the next run resolves them first",
             )
         )
+    if report.unconfirmed:
+        rows.append(
+            (
+                "unrecorded",
+                f"{plural(report.unconfirmed, 'profile')} of an upload an earlier run never "
+                "recorded (it was stopped mid-upload); resent, counted as retried",
+            )
+        )
     width = max(len(label) for label, _ in rows)
     for label, text in rows:
         click.echo(f"  {label:<{width}}  {text}")

@@ -3,7 +3,9 @@ commit each batch Target accepted; then read the statuses of this run's batches.
 
 Delivery is at least once: the snapshot advances for a batch only after Target accepted it,
 and a batch is recorded as pending in the same step, so a run killed at any instant loses
-nothing (before the answer nothing is committed, and the next run sends the rows again).
+nothing. Before each upload its ids are recorded: a batch Target applied but whose answer was
+never committed leaves its profiles owed, so the next run sends them again whatever the
+source then holds (even the values the snapshot had before).
 """
 
 from __future__ import annotations
@@ -132,6 +134,9 @@ def _upload(session: Session, client: TargetClient, batch: Batch) -> None:
     snapshot for its rows, in one step."""
     report = session.report
     what = f"batch {batch.seq} of {session.config.label}"
+    # Target may apply a batch whose answer the snapshot never records (killed after the
+    # POST, or an answer lost): its profiles stay owed until commit() says otherwise.
+    session.store.sending(batch.rows)
     try:
         receipt = client.upload(batch.body, what)
     except TargetError as exc:

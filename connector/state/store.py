@@ -48,6 +48,9 @@ class PrepareReport:
     # The snapshot's fingerprints are of an earlier scheme: staging compares the texts once
     # and moves unchanged profiles to the current scheme without sending them.
     migrating: bool = False
+    # Profiles of an upload whose answer was never recorded (a run died between sending a
+    # batch and committing it): Target may hold them, so they were made owed.
+    unconfirmed: int = 0
 
 
 @dataclass(frozen=True)
@@ -195,8 +198,8 @@ class StateStore(Protocol):
     ) -> PrepareReport:
         """Bind the snapshot to ``binding`` before staging: record the binding and the config
         file, bind rows of an older state format, recompute fingerprints made by another
-        engine version, drop stored values when they are not kept. Read-only stores only
-        report."""
+        engine version, make the profiles of an unrecorded upload (:meth:`sending`) owed,
+        drop stored values when they are not kept. Read-only stores only report."""
 
     def stage_and_diff(
         self, config: SyncConfig, progress: Callable[[int], None] | None = None
@@ -221,8 +224,18 @@ class StateStore(Protocol):
 
     def staged_rejects(self, limit: int) -> list[tuple[str | None, str, str | None]]: ...
 
+    def sending(self, rows: pa.Table) -> None:
+        """Record the ids of a batch (``rows``: id, ...) before it is uploaded, durably.
+
+        Target may apply a batch whose answer never reaches the snapshot (the run is killed
+        after the POST, or gives up on a lost answer); until :meth:`commit` forgets them in
+        its transaction, the next :meth:`prepare` makes these profiles owed (those not in the
+        snapshot yet become owed rows under the current binding, so they are removed if they
+        leave the source). :meth:`forget_snapshot` forgets them too."""
+
     def commit(self, batch: AcceptedBatch) -> None:
-        """Record an accepted batch as pending and advance the snapshot for its rows."""
+        """Record an accepted batch as pending and advance the snapshot for its rows, and
+        forget the ids :meth:`sending` recorded, in one transaction."""
 
     def forget_removed(self) -> int:
         """Drop profiles that left the result (``on_removed: ignore``)."""

@@ -10,9 +10,10 @@ state file attached as ``state``: read-write for a run, read-only for ``status``
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -90,6 +91,7 @@ def connect(
         read_only = " (READ_ONLY)" if mode == "read" else ""
         con.execute(f"ATTACH {sql_literal(str(file))} AS {STATE_DB}{read_only}")
         con.execute(f"USE {STATE_DB}")
+        _check_size(con, file)
     except duckdb.Error as exc:
         con.close()
         problem = first_line(exc).replace(str(file), str(shown))
@@ -102,6 +104,54 @@ def connect(
             ) from None
         raise StateError(f"sync '{sync}': cannot open state file {shown}: {problem}") from None
     return con
+
+
+def _check_size(con: duckdb.DuckDBPyConnection, file: Path) -> None:
+    """Refuse a file too short to hold the blocks its header says are in use (a truncated
+    file opens, and without this check fails at whichever read first reaches past its end,
+    mid-run). Blocks a WAL replay added live in memory only, so with a WAL nothing is said."""
+    if file.with_name(file.name + ".wal").exists():
+        return
+    rows = con.execute(
+        "SELECT block_size, used_blocks FROM pragma_database_size() WHERE database_name = ?",
+        [STATE_DB],
+    ).fetchall()
+    if not rows:
+        return
+    block_size, used_blocks = (int(v) for v in rows[0])
+    size = file.stat().st_size
+    if size < block_size * used_blocks:
+        raise duckdb.IOException(
+            f'Could not read enough bytes from file "{file}": it holds {size} bytes, its '
+            f"header says {used_blocks} blocks of {block_size} are in use"
+        )
+
+
+def create_whole(
+    path: Path, sync: str, initialise: Callable[[duckdb.DuckDBPyConnection], None]
+) -> None:
+    """Create the state file at ``path`` whole or not at all: ``initialise`` builds it under a
+    temporary name beside it, which is then renamed into place. A first run killed while
+    DuckDB wrote a new file left a truncated file ("damaged") or one without a schema
+    version, which ``status`` and dry runs refused. The caller holds the run lock."""
+    partial = path.with_name(path.name + ".creating")
+    try:
+        private_folder(path.parent)
+        for leftover in (partial, partial.with_name(partial.name + ".wal")):
+            leftover.unlink(missing_ok=True)  # a creation killed earlier
+        con = duckdb.connect(str(partial))
+        try:
+            initialise(con)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(partial, path)
+    except (OSError, duckdb.Error) as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise StateError(
+            f"sync '{sync}': cannot create the state file {path}: {first_line(exc)}"
+        ) from None
 
 
 def scratch_copy(settings: StateConfig, sync: str) -> tuple[Path, Path]:

@@ -46,6 +46,7 @@ from .files import (
     Mode,
     connect,
     copy_into_fresh_file,
+    create_whole,
     damage_guard,
     keep_damaged,
     scratch_copy,
@@ -153,6 +154,8 @@ class DuckDBStore:
             folder, target = scratch_copy(settings, sync)
         elif mode == "read" and not path.exists():
             raise StateError(f"sync '{sync}': no state file at {path} yet (no run has happened)")
+        elif mode == "write" and not path.exists():
+            create_whole(path, sync, _initialise)
         try:
             con = connect(settings, target, sync, mode, shown=path)
             store = cls(con, path, sync, mode, settings.keep_values)
@@ -281,8 +284,9 @@ class DuckDBStore:
     ) -> PrepareReport:
         """Bind the snapshot to ``binding`` before staging (see the protocol). A writable
         store records the binding and the config file, binds rows of a schema-1 file to
-        this destination (when the mapping is the same: upgrading resends nothing), and
-        drops stored values when they are not kept.
+        this destination (when the mapping is the same: upgrading resends nothing), makes
+        the profiles of an upload whose answer was never recorded owed, and drops stored
+        values when they are not kept.
 
         Fingerprints of another scheme are migrated without a resend: text fingerprints of
         this DuckDB version are compared as they are; those of another version (text or
@@ -292,6 +296,7 @@ class DuckDBStore:
         their typed fingerprints (:meth:`stage`)."""
         scheme, previous_config = self._sync_record()
         unrefreshable = self._unrefreshable(scheme)
+        unconfirmed = self._unconfirmed()
         adopted = dropped = 0
         if self.writable:
             if scheme is None:
@@ -301,6 +306,8 @@ class DuckDBStore:
             elif self.mode == "write":
                 self._run("sync_ran_from", config_path=config_path, now=now())
             self._register(binding, mapping, destination)
+            if unconfirmed:
+                self._owe_unconfirmed(binding)
             adopted = self._adopt_legacy(mapping_signature, binding)
             if adopted and scheme == FINGERPRINT_SCHEME:
                 scheme = TEXT_SCHEME  # the adopted rows' fingerprints are the texts' again
@@ -327,12 +334,14 @@ class DuckDBStore:
             adopted=adopted,
             values_dropped=dropped,
             migrating=self.migrating,
+            unconfirmed=unconfirmed,
         )
 
     def needs_rewrite(self) -> bool:
         """Whether reading this (read-only) store needs changes it cannot make: an older
-        schema, rows of a schema-1 file, or fingerprints of another DuckDB version."""
-        if self.outdated:
+        schema, rows of a schema-1 file, fingerprints of another DuckDB version, or profiles
+        of an unrecorded upload to make owed."""
+        if self.outdated or self._unconfirmed():
             return True
         scheme, _ = self._sync_record()
         legacy = any(b.destination is None for b in self.bindings().values())
@@ -345,6 +354,23 @@ class DuckDBStore:
             return None, None
         rows = self._run("sync_record").fetchall()
         return (rows[0][0], rows[0][1]) if rows else (None, None)
+
+    def _unconfirmed(self) -> int:
+        """Profiles :meth:`sending` recorded whose batch was never committed."""
+        if self.outdated or not self._has_table("ts_sending"):
+            return 0  # (a file of an earlier version, read-only: nothing was recorded)
+        return self._count("unconfirmed_count")
+
+    def _owe_unconfirmed(self, binding: str) -> None:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self._run("owe_unconfirmed")
+            self._run("owe_unconfirmed_new", binding=binding)
+            self._run("forget_sending")
+            self.con.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
 
     def _unrefreshable(self, scheme: str | None) -> int:
         if scheme in (None, FINGERPRINT_SCHEME, TEXT_SCHEME) or self.outdated:
@@ -560,9 +586,26 @@ class DuckDBStore:
 
     # -- delivery ----------------------------------------------------------------------------
 
+    def sending(self, rows: pa.Table) -> None:
+        """Record the ids of a batch before it is uploaded (see the protocol)."""
+        sql = self.tables.render(self._queries["record_sending"], batch="sending_batch")
+        self.con.register("sending_batch", rows)
+        try:
+            run_query(self.con, sql, {"sync": self.sync})
+        except duckdb.Error as exc:
+            raise StateError(
+                f"sync '{self.sync}': writing the state file {self.path} failed "
+                f"({first_line(exc)}) before a batch was sent; the snapshot keeps what was "
+                "committed before; rerunning is safe"
+            ) from exc
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                self.con.unregister("sending_batch")
+
     def commit(self, batch: AcceptedBatch) -> None:
-        """Record an accepted batch as pending and advance the snapshot for its rows, in one
-        transaction: a run killed at any instant leaves both or neither."""
+        """Record an accepted batch as pending and advance the snapshot for its rows, and
+        forget the ids :meth:`sending` recorded, in one transaction: a run killed at any
+        instant leaves all or nothing."""
         if batch.kind == "upsert":
             script = "insert_upserts.sql" if self._snapshot_was_empty else "commit_upserts.sql"
         else:
@@ -587,6 +630,7 @@ class DuckDBStore:
                 self._run("record_batch", **params)
                 for statement in _statements(sql):
                     run_query(self.con, statement, params)
+                self._run("forget_sending")
                 self.con.execute("COMMIT")
             except BaseException:
                 self._rollback()
@@ -654,7 +698,7 @@ class DuckDBStore:
         self.con.execute("BEGIN TRANSACTION")
         try:
             count = self._count("revert_count", **{**params, "fill": {"where": where}})
-            for name in ("revert_list", "revert_upserted", "revert_removed"):
+            for name in ("revert_list", "revert"):
                 self._run(name, **{**params, "fill": {"where": where}})
             self.con.execute("COMMIT")
         except BaseException:
@@ -671,7 +715,7 @@ class DuckDBStore:
         """Forget this sync's snapshot and bindings (see :func:`reset_state`); returns how
         many profiles it held."""
         count = self._count("snapshot_size")
-        for name in ("forget_rows", "forget_bindings", "forget_sync"):
+        for name in ("forget_rows", "forget_bindings", "forget_sync", "forget_sending"):
             self._run(name)
         self._run("abandon_pending", now=now())
         return count
@@ -699,6 +743,15 @@ class DuckDBStore:
                 if count:
                     problems.append(f"{count} {name.removeprefix('invariant: ')}")
         return problems
+
+
+def _initialise(con: duckdb.DuckDBPyConnection) -> None:
+    """The bookkeeping tables and schema version of a new state file, in one transaction."""
+    con.execute("BEGIN TRANSACTION")
+    con.execute(load_sql(SQL, "schema.sql"))
+    version = load_queries(SQL, "maintenance.sql")["set_schema_version"]
+    run_query(con, version, {"version": SCHEMA_VERSION})
+    con.execute("COMMIT")
 
 
 def duplicate_check_needed(

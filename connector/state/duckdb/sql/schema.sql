@@ -5,6 +5,8 @@
 --   ts_bindings  every mapping + destination a sync's snapshot rows were sent under: the
 --                binding signature is part of each fingerprint, so a row never passes for
 --                one sent under another mapping or to another Target
+--   ts_sending   per sync: the ids of the batch being uploaded, until its answer is committed
+--                (a run killed in between leaves them: the next run makes them owed)
 --   ts_runs, ts_batches, ts_failed, ts_rejects  run history (see the README)
 CREATE TABLE IF NOT EXISTS ts_meta (key VARCHAR, value VARCHAR);
 CREATE TABLE IF NOT EXISTS ts_syncs (
@@ -59,4 +61,8 @@ CREATE TABLE IF NOT EXISTS ts_rejects (
     id VARCHAR,
     reason VARCHAR,
     detail VARCHAR
+);
+CREATE TABLE IF NOT EXISTS ts_sending (
+    sync VARCHAR,
+    id VARCHAR
 );
