@@ -14,7 +14,7 @@ subprocess, resets, plans and dry runs, and checks after every step:
 
 and ``connector.operations.invariant_violations`` finds nothing.
 
-Budget: TARGET_SYNC_MODEL_EXAMPLES (25), TARGET_SYNC_MODEL_STEPS (10), and
+Budget: TARGET_SYNC_MODEL_EXAMPLES (15, about a minute), TARGET_SYNC_MODEL_STEPS (10), and
 TARGET_SYNC_MODEL_SEED to replay a run. A failure prints the seed and the shrunk steps.
 """
 
@@ -53,7 +53,7 @@ from connector.operations import invariant_violations
 from .conftest import CLI
 from .snapshot_truth import duplicate_ids, read_snapshot, untrue_claims
 
-EXAMPLES = int(os.environ.get("TARGET_SYNC_MODEL_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("TARGET_SYNC_MODEL_EXAMPLES", "15"))
 STEPS = int(os.environ.get("TARGET_SYNC_MODEL_STEPS", "10"))
 SEED = os.environ.get("TARGET_SYNC_MODEL_SEED")
 
