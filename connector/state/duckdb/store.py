@@ -6,8 +6,8 @@ owed (fingerprint NULL: resent by the next run); each id appears at most once; a
 carries the binding (mapping + destination) it was sent under, which is part of its
 fingerprint. :meth:`DuckDBStore.invariant_violations` checks all three.
 
-Tables of a state file: ``ts_meta``, ``ts_syncs``, ``ts_bindings``, ``ts_runs``,
-``ts_batches``, ``ts_failed``, ``ts_rejects`` (``sql/schema.sql``) and per sync
+Tables of a state file: ``ts_meta``, ``ts_syncs``, ``ts_bindings``, ``ts_sending``,
+``ts_runs``, ``ts_batches``, ``ts_failed``, ``ts_rejects`` (``sql/schema.sql``) and per sync
 ``snapshot__NAME`` (``sql/snapshot.sql``); a run's ``stage__NAME`` lives in memory. Every
 statement is in ``sql/``.
 """
