@@ -1,0 +1,115 @@
+"""What the parts of the local store share: the connection, the sync's tables, and the named
+statements of ``sql/`` run with them."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from ...sqltext import load_queries, quote_ident
+from ...text import first_line
+from .files import STATE_DB, WORK_DB, Mode
+from .history import SQL, DuckDBHistory, run_query
+
+if TYPE_CHECKING:
+    from ..lock import RunLock
+
+log = logging.getLogger(__name__)
+
+# Rows listed with a run (failed rows, rejects): enough to act on, bounded whatever happens.
+MAX_ROWS_KEPT = 10_000
+
+
+@dataclass
+class SyncTables:
+    """The quoted table names of one sync."""
+
+    snapshot: str
+    stage: str
+    changes: str
+
+    @classmethod
+    def of(cls, sync: str) -> SyncTables:
+        return cls(
+            snapshot=quote_ident(f"snapshot__{sync}"),
+            stage=f"{WORK_DB}.{quote_ident(f'stage__{sync}')}",
+            changes=f"{WORK_DB}.{quote_ident(f'changes__{sync}')}",
+        )
+
+    def render(self, sql: str, **extra: str) -> str:
+        return sql.format(snapshot=self.snapshot, stage=self.stage, changes=self.changes, **extra)
+
+
+class StoreBase:
+    """One sync's connection to a state file, and the state of the current run that the
+    store's parts (:mod:`.bindings`, :mod:`.staged`, :mod:`.bookkeeping`) share."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        path: Path,
+        sync: str,
+        mode: Mode,
+        keep_values: bool = True,
+    ) -> None:
+        self.con = con
+        self.path = path
+        self.sync = sync
+        self.mode = mode
+        # False: the snapshot keeps no attribute values (state.keep_values).
+        self.keep_values = keep_values
+        self.tables = SyncTables.of(sync)
+        self._history = DuckDBHistory(con, sync)
+        # A read-only store over a state file of an older schema (the next sync upgrades it).
+        self.outdated = False
+        # Set by stage(): with an empty snapshot, commits only insert (no DELETE to probe).
+        self._snapshot_was_empty = False
+        # Set by prepare(): the snapshot's fingerprints are the texts' (TEXT_SCHEME), so the
+        # next staging compares texts once and moves unchanged rows to typed fingerprints.
+        self.migrating = False
+        self._tally: list[tuple[str | None, str | None, int]] = []
+        self._scratch: Path | None = None
+        # Set by prepare(): stored values were forgotten, so the file must be rewritten.
+        self.dropped_values = False
+        # The run lock this store was opened under, whose sidecar shows a run's progress.
+        self.lock: RunLock | None = None
+        self._queries: dict[str, str] = {}
+        for name in ("bindings.sql", "changes.sql", "settle.sql", "maintenance.sql"):
+            self._queries.update(load_queries(SQL, name))
+
+    @property
+    def writable(self) -> bool:
+        return self.mode != "read"
+
+    @property
+    def history(self) -> DuckDBHistory:
+        return self._history
+
+    def _run(self, name: str, **params: Any) -> duckdb.DuckDBPyConnection:
+        """Run a named statement of ``sql/`` with this sync's tables and parameters."""
+        sql = self.tables.render(self._queries[name], **params.pop("fill", {}))
+        return run_query(self.con, sql, {"sync": self.sync, **params})
+
+    def _count(self, name: str, **params: Any) -> int:
+        rows = self._run(name, **params).fetchall()
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+    def _has_table(self, table: str) -> bool:
+        return self._count("has_table", catalog=STATE_DB, table=table) > 0
+
+    def _rollback(self) -> None:
+        """Undo an open transaction; never hide the error that made it necessary."""
+        try:
+            self.con.execute("ROLLBACK")
+        except duckdb.Error as exc:
+            log.debug("rollback failed after an earlier error: %s", first_line(exc))
+
+
+def statements(sql: str) -> list[str]:
+    """The statements of a SQL script, comments left out."""
+    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
