@@ -114,11 +114,7 @@ def plan(config: SyncConfig | str | os.PathLike[str], sample: int = SAMPLE_SIZE)
     return PlanReport(
         sync=config.name,
         rows_read=staged.rows,
-        new=staged.new,
-        changed=staged.changed,
-        retried=staged.retried,
-        removed=staged.removed,
-        unchanged=staged.unchanged,
+        **staged.diff(),
         rejected=staged.rejected,
         attribute_changes=run.field_changes.changed,
         stale_nulls=run.field_changes.stale,

@@ -35,6 +35,7 @@ from .mapping import binding_signature, destination, mapping_description, mappin
 from .private import private_umask
 from .result import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, Event, Listener, SyncResult
 from .state import FieldChanges
+from .state.store import NO_DIFF
 from .text import by_reason
 
 if TYPE_CHECKING:
@@ -105,11 +106,7 @@ def result_of(run: Run, outcome: str = "running", exit_code: int = EXIT_OK) -> S
         outcome=outcome,
         exit_code=exit_code,
         rows_read=staged.rows if staged else 0,
-        new=staged.new if staged else 0,
-        changed=staged.changed if staged else 0,
-        retried=staged.retried if staged else 0,
-        removed=staged.removed if staged else 0,
-        unchanged=staged.unchanged if staged else 0,
+        **(staged.diff() if staged else NO_DIFF),
         rejected=dict(staged.rejected) if staged else {},
         sent=report.sent,
         removed_sent=report.removed_sent,
@@ -317,11 +314,7 @@ def prepare(run: Run, *, strict: bool, force: bool, record: bool = True) -> None
         run.field_changes = store.field_changes(list(config.attributes), nullable, comparable)
     run.stage_done(
         "diff",
-        new=staged.new,
-        changed=staged.changed,
-        retried=staged.retried,
-        removed=staged.removed,
-        unchanged=staged.unchanged,
+        **staged.diff(),
         unrecorded=run.prepared.unconfirmed,
     )
     if recorded:

@@ -15,6 +15,11 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def one_line(value: object, limit: int = 200) -> str:
+    """``value``'s text on one line (whitespace runs made one space), cut at ``limit``."""
+    return " ".join(str(value).split())[:limit]
+
+
 def by_reason(counts: Mapping[str, int], number: Callable[[int], str] = str) -> str:
     """``reason: n, reason: n``, in the order of the reasons; ``number`` writes each count
     (plain by default; the CLI's summaries group thousands)."""

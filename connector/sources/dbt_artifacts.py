@@ -24,6 +24,7 @@ from typing import Any
 
 from ..config import DbtSource
 from ..errors import ConfigError, UpstreamError
+from ..text import one_line
 from .dbt_profiles import DbtSetup, render
 
 log = logging.getLogger(__name__)
@@ -227,7 +228,7 @@ def check_build(
         if mine is not None and not source.allow_failed_build:
             override = "or set source.allow_failed_build: true to sync the previous table"
             if status.status in FAILED_MODEL:
-                message = " ".join(str(mine.get("message") or "").split())[:200]
+                message = one_line(mine.get("message") or "")
                 raise UpstreamError(
                     f"{label}: dbt's latest `dbt {command}` of model '{name}' ended "
                     f"'{status.status}'{f' ({message})' if message else ''} ({path}); nothing "

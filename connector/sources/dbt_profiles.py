@@ -37,6 +37,7 @@ import yaml
 from ..config import DbtSource
 from ..config.load import invalid_yaml
 from ..errors import ConfigError
+from ..text import one_line
 
 _JINJA = re.compile(r"\{\{(.*?)\}\}|\{%|\{#", re.S)
 _ENV_VAR = re.compile(
@@ -292,7 +293,7 @@ def _env_var(
 
 
 def _unsupported(text: str, label: str, where: str) -> str:
-    shown = " ".join(text.split())[:80]
+    shown = one_line(text, 80)
     return (
         f"{label}: {where} uses Jinja this reader does not support ({shown}); only "
         "{{ env_var('NAME') }} and {{ env_var('NAME', 'default') }} are rendered: set the "

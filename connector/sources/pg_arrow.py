@@ -32,35 +32,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import SourceError
+from ..text import one_line
 from .pg_temporal import (
     DATE_BELOW_RANGE,
     DATE_INFINITY,
     TIMESTAMP_BELOW_RANGE,
     TIMESTAMP_INFINITY,
 )
+from .pg_types import PG_ARROW
 
 _log = logging.getLogger(__name__)
 
 _TYPE_KEY = b"POSTGRESQL:type"
 _TYPMOD_KEY = b"POSTGRESQL:typmod"
 
-# Types read exactly, as the psycopg path types them (see sqlalchemy_source._PG_ARROW).
-_SCALARS: dict[str, pa.DataType] = {
-    "bool": pa.bool_(),
-    "bytea": pa.binary(),
-    "int2": pa.int16(),
-    "int4": pa.int32(),
-    "int8": pa.int64(),
-    "float4": pa.float32(),
-    "float8": pa.float64(),
-    "date": pa.date32(),
-    "time": pa.time64("us"),
-    "timestamp": pa.timestamp("us"),
-    "timestamptz": pa.timestamp("us", "UTC"),
-    **dict.fromkeys(
-        ("char", "name", "text", "bpchar", "varchar", "json", "jsonb", "uuid"), pa.string()
-    ),
-}
+# Types read exactly, as the psycopg path types them (timetz ADBC gives as opaque bytes).
+_SCALARS: dict[str, pa.DataType] = {k: t for k, t in PG_ARROW.items() if k != "timetz"}
 # Array elements read exactly: no epoch shift, no text to rewrite inside a list.
 _ARRAY_ELEMENTS = {"bool", "int2", "int4", "int8", "float4", "float8", "text", "varchar", "name"}
 
@@ -134,7 +121,7 @@ def _column(array: pa.Array, name: str, target: pa.Field, label: str) -> pa.Arra
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise SourceError(
                     f"{label}: column '{target.name}' holds a value that does not fit its type "
-                    f"{target.type} ({' '.join(str(exc).split())[:200]}); CAST it in the query; "
+                    f"{target.type} ({one_line(exc)}); CAST it in the query; "
                     "nothing was sent"
                 ) from None
         return _numeric_text(array)

@@ -43,6 +43,7 @@ import pyarrow as pa
 
 from ..config import SnowflakeSource, SyncConfig
 from ..errors import ConfigError, SourceError
+from ..text import one_line
 from . import rebatch, require
 
 if TYPE_CHECKING:
@@ -244,7 +245,7 @@ def _cast(column: pa.ChunkedArray, field: pa.Field, label: str) -> pa.ChunkedArr
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise SourceError(
             f"{label}: column '{field.name}' does not fit {field.type} "
-            f"({' '.join(str(exc).split())[:200]}); cast it in the query (for example to "
+            f"({one_line(exc)}); cast it in the query (for example to "
             "VARCHAR); nothing was sent"
         ) from None
 

@@ -42,6 +42,7 @@ import pyarrow as pa
 from ..config import SqlAlchemySource, SyncConfig
 from ..errors import ConfigError, MissingExtraError, SourceError
 from . import pg_arrow, rebatch, require
+from .pg_types import PG_ARROW
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, CursorResult, Engine
@@ -97,24 +98,6 @@ _PG_ARRAYS: dict[int, int] = {
     1231: 1700,
     2951: 2950,
     3807: 3802,
-}
-_PG_ARROW: dict[str, pa.DataType] = {
-    "bool": pa.bool_(),
-    "bytea": pa.binary(),
-    "int2": pa.int16(),
-    "int4": pa.int32(),
-    "int8": pa.int64(),
-    "float4": pa.float32(),
-    "float8": pa.float64(),
-    "date": pa.date32(),
-    "time": pa.time64("us"),
-    "timestamp": pa.timestamp("us"),
-    "timestamptz": pa.timestamp("us", "UTC"),
-    # Text-like, and types whose text form is the value users mean: kept as strings.
-    **dict.fromkeys(
-        ("char", "name", "text", "bpchar", "varchar", "json", "jsonb", "uuid", "timetz"),
-        pa.string(),
-    ),
 }
 
 # Type names as DuckDB (and other drivers that report names) spell them.
@@ -409,7 +392,7 @@ def _pg_type(oid: int, precision: int | None, scale: int | None) -> pa.DataType 
         if precision and precision <= 38:
             return pa.decimal128(precision, scale or 0)
         return pa.string()
-    return _PG_ARROW.get(name) if name else None
+    return PG_ARROW.get(name) if name else None
 
 
 def _named_type(name: str) -> pa.DataType | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -53,6 +53,19 @@ class PrepareReport:
     unconfirmed: int = 0
 
 
+class DiffCounts(TypedDict):
+    """How many staged profiles are new, changed, owed (retried), gone, unchanged."""
+
+    new: int
+    changed: int
+    retried: int
+    removed: int
+    unchanged: int
+
+
+NO_DIFF = DiffCounts(new=0, changed=0, retried=0, removed=0, unchanged=0)
+
+
 @dataclass(frozen=True)
 class StageReport:
     """What one pass over the source found, diffed against the snapshot."""
@@ -65,6 +78,17 @@ class StageReport:
     removed: int
     unchanged: int
     first_run: bool
+
+    def diff(self) -> DiffCounts:
+        """The diff's counts by name (new, changed, retried, removed, unchanged), as the
+        reports and events that carry them name them."""
+        return DiffCounts(
+            new=self.new,
+            changed=self.changed,
+            retried=self.retried,
+            removed=self.removed,
+            unchanged=self.unchanged,
+        )
 
 
 @dataclass(frozen=True)

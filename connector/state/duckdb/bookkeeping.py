@@ -4,7 +4,7 @@ their statuses settled, and the snapshot's own checks (the promise of what Targe
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -26,18 +26,8 @@ class Bookkeeping(StoreBase):
     def sending(self, rows: pa.Table) -> None:
         """Record the ids of a batch before it is uploaded (see the protocol)."""
         sql = self.tables.render(self._queries["record_sending"], batch="sending_batch")
-        self.con.register("sending_batch", rows)
-        try:
+        with self._writing("sending_batch", rows, " before a batch was sent"):
             run_query(self.con, sql, {"sync": self.sync})
-        except duckdb.Error as exc:
-            raise StateError(
-                f"sync '{self.sync}': writing the state file {self.path} failed "
-                f"({first_line(exc)}) before a batch was sent; the snapshot keeps what was "
-                "committed before; rerunning is safe"
-            ) from exc
-        finally:
-            with contextlib.suppress(duckdb.Error):
-                self.con.unregister("sending_batch")
 
     def commit(self, batch: AcceptedBatch) -> None:
         """Record an accepted batch as pending and advance the snapshot for its rows, and
@@ -60,8 +50,7 @@ class Bookkeeping(StoreBase):
             "binding": batch.binding,
             "now": now(),
         }
-        self.con.register("accepted_batch", batch.rows)
-        try:
+        with self._writing("accepted_batch", batch.rows):
             self.con.execute("BEGIN TRANSACTION")
             try:
                 self._run("record_batch", **params)
@@ -72,15 +61,23 @@ class Bookkeeping(StoreBase):
             except BaseException:
                 self._rollback()
                 raise
+
+    @contextlib.contextmanager
+    def _writing(self, name: str, rows: pa.Table, when: str = "") -> Iterator[None]:
+        """``rows`` registered as ``name`` while the block writes; a failed write is one
+        StateError saying that the snapshot keeps what was committed before."""
+        self.con.register(name, rows)
+        try:
+            yield
         except duckdb.Error as exc:
             raise StateError(
                 f"sync '{self.sync}': writing the state file {self.path} failed "
-                f"({first_line(exc)}); the snapshot keeps what was committed before; "
+                f"({first_line(exc)}){when}; the snapshot keeps what was committed before; "
                 "rerunning is safe"
             ) from exc
         finally:
             with contextlib.suppress(duckdb.Error):
-                self.con.unregister("accepted_batch")
+                self.con.unregister(name)
 
     def forget_removed(self) -> int:
         count = self._count("forget_removed_count")

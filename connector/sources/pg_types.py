@@ -1,0 +1,24 @@
+"""The Arrow type each built-in PostgreSQL type is read as, whichever driver reads it."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+PG_ARROW: dict[str, pa.DataType] = {
+    "bool": pa.bool_(),
+    "bytea": pa.binary(),
+    "int2": pa.int16(),
+    "int4": pa.int32(),
+    "int8": pa.int64(),
+    "float4": pa.float32(),
+    "float8": pa.float64(),
+    "date": pa.date32(),
+    "time": pa.time64("us"),
+    "timestamp": pa.timestamp("us"),
+    "timestamptz": pa.timestamp("us", "UTC"),
+    # Text-like, and types whose text form is the value users mean: kept as strings.
+    **dict.fromkeys(
+        ("char", "name", "text", "bpchar", "varchar", "json", "jsonb", "uuid", "timetz"),
+        pa.string(),
+    ),
+}
