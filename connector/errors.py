@@ -16,8 +16,9 @@
         └── TargetFatalError        rejected batch, bad token, other HTTP answers: not retried
 
     KeyboardInterrupt
-    └── RunInterrupted              SIGTERM, raised in the main thread by the CLI's handler (exit
-                                    128 + signal number); SIGINT stays a plain KeyboardInterrupt
+    └── RunInterrupted              SIGTERM or SIGINT, raised in the main thread by the CLI's
+                                    handler (exit 128 + signal number); a library caller's
+                                    Ctrl-C stays a plain KeyboardInterrupt
 
 Messages say what happened, to which object, and what happens next; they never contain a
 secret. The CLI prints ``str(error)`` on one line and a traceback only with ``--debug``.
@@ -97,7 +98,8 @@ class TargetFatalError(TargetError):
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """The process was asked to stop (SIGTERM): the run records itself as interrupted."""
+    """The process was asked to stop (SIGTERM, or SIGINT under the CLI): the run records
+    itself as interrupted."""
 
     def __init__(self, signal_number: int) -> None:
         super().__init__(signal.Signals(signal_number).name)
@@ -106,6 +108,23 @@ class RunInterrupted(KeyboardInterrupt):
     @property
     def exit_code(self) -> int:
         return 128 + self.signal_number
+
+
+# The last stop signal the CLI's handler received. DuckDB checks for signals inside a query
+# and turns the exception a handler raises into an error of its own ("Query interrupted"), or
+# drops it: what was asked is kept here, so a run can never end as if nobody had asked.
+_received_signal: int | None = None
+
+
+def note_signal(signal_number: int | None) -> None:
+    """Remember (or, with None, forget) a stop signal the process received."""
+    global _received_signal
+    _received_signal = signal_number
+
+
+def received_signal() -> int | None:
+    """The stop signal received since :func:`note_signal` last forgot it, if any."""
+    return _received_signal
 
 
 def interrupt_exit_code(exc: BaseException) -> int:

@@ -29,7 +29,15 @@ from .config import SyncConfig, load_config
 from .delivery import Session
 from .delivery.statuses import resolve_earlier
 from .delivery.upload import confirm_own, deliver
-from .errors import StrictRejectError, TargetSyncError, interrupt_exit_code, interrupt_name
+from .errors import (
+    RunInterrupted,
+    StrictRejectError,
+    TargetSyncError,
+    interrupt_exit_code,
+    interrupt_name,
+    note_signal,
+    received_signal,
+)
 from .guardrails import check_guardrails, full_resend_reason
 from .mapping import binding_signature, destination, mapping_description, mapping_signature
 from .private import private_umask
@@ -201,7 +209,9 @@ def open_run(config: SyncConfig, dry_run: bool, listener: Listener | None) -> It
             session.emit = run.emit
             run.emit("run_start", run_id=run_id, dry_run=dry_run)
             try:
-                yield run
+                note_signal(None)
+                with _signals_win():
+                    yield run
                 result = run.result or result_of(run)
             except TargetSyncError as exc:
                 result = result_of(run, "failed", exc.exit_code)
@@ -229,6 +239,25 @@ def open_run(config: SyncConfig, dry_run: bool, listener: Listener | None) -> It
     finally:
         if config.notify is not None and result is not None and not watched:
             _notify(config, result, listener)
+
+
+@contextmanager
+def _signals_win() -> Iterator[None]:
+    """A stop signal the run received ends it as interrupted, whatever became of the
+    exception its handler raised: DuckDB may have turned it into an error of its own or
+    swallowed it (see :func:`connector.errors.note_signal`)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        signal_number = received_signal()
+        if signal_number is not None:
+            raise RunInterrupted(signal_number) from exc
+        raise
+    signal_number = received_signal()
+    if signal_number is not None:
+        raise RunInterrupted(signal_number)
 
 
 def _close_run(run: Run, result: SyncResult, recorded: bool, unwinding: bool) -> None:

@@ -489,6 +489,47 @@ def test_an_interrupted_run_is_recorded_with_what_it_uploaded(
     assert_invariants(config)
 
 
+@pytest.mark.slow
+def test_ctrl_c_at_any_moment_ends_the_run_interrupted(
+    emulator: Emulator, warehouse: Warehouse, write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    # DuckDB checks for signals inside its queries: a Ctrl-C landing in one came back as
+    # "unexpected RuntimeError: Query interrupted" (exit 1) or vanished (exit 0, the run went
+    # on as if nobody had asked), 4 times in 24 runs before the fix. Every moment of a run.
+    warehouse(
+        "CREATE OR REPLACE TABLE customers AS SELECT 'c' || i AS customer_id, "
+        "'tier ' || (i % 5) AS tier, 'city ' || (i % 7) AS city FROM range(200000) t(i)"
+    )
+    emulator.faults.delay_seconds = 0.05
+    for moment in (0.6, 0.9, 1.2, 1.5, 1.8, 2.1, 2.4, 2.7):
+        config = write_config(
+            emulator=emulator,
+            name=f"ctrl_c_{int(moment * 10)}",
+            state={"path": str(tmp_path / f"ctrl_c_{moment}.duckdb")},
+            target={"max_rows_per_batch": 20_000, "calls_per_minute": 100_000},
+        )
+        run = subprocess.Popen(
+            [*CLI, "sync", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            time.sleep(moment)
+            run.send_signal(signal.SIGINT)
+            _, err = run.communicate(timeout=120)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+        if "started" not in err:  # stopped before its run began: nothing was recorded
+            assert run.returncode in (130, -signal.SIGINT), (moment, err[-2000:])
+            continue
+        assert run.returncode == 130, (moment, err[-2000:])
+        assert "unexpected" not in err, err[-2000:]
+        runs = connector.status(config)["runs"]
+        if runs:
+            assert runs[0]["outcome"] == "interrupted", (moment, runs[0])
+        assert_invariants(config)
+
+
 def test_a_killed_run_is_shown_interrupted_with_what_it_uploaded(
     emulator: Emulator, warehouse: Warehouse, write_config: ConfigWriter
 ) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from ..errors import RunInterrupted, interrupt_exit_code
+from ..errors import RunInterrupted, interrupt_exit_code, note_signal
 from ..result import EXIT_FAILED, EXIT_OK
 from .commands import plan, reset, status, validate, verify
 from .context import INTERRUPTED, Context, report_error
@@ -57,7 +57,7 @@ class _Cli(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         argv = list(sys.argv[1:] if args is None else args)
         json_log = _json_requested(argv)
-        _stop_on_sigterm()
+        _stop_on_signals()
         try:
             code = super().main(argv, prog_name, complete_var, False, **extra)
         except click.ClickException as exc:
@@ -83,16 +83,19 @@ class _Cli(click.Group):
         sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
-def _stop_on_sigterm() -> None:
-    """Turn SIGTERM (what cron's timeout, systemd and orchestrators send) into an exception in
-    the main thread, so a run records itself as interrupted instead of vanishing."""
+def _stop_on_signals() -> None:
+    """Turn SIGTERM (what cron's timeout, systemd and orchestrators send) and SIGINT (Ctrl-C)
+    into an exception in the main thread, so a run records itself as interrupted instead of
+    vanishing, and remember the signal (see :func:`connector.errors.note_signal`)."""
     import signal
 
     def stop(signal_number: int, frame: object) -> None:
+        note_signal(signal_number)
         raise RunInterrupted(signal_number)
 
     with contextlib.suppress(ValueError):  # not the main thread (embedded): leave it be
-        signal.signal(signal.SIGTERM, stop)
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, stop)
 
 
 EPILOG = f"""\b
