@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import duckdb
 import pytest
 
 import connector
@@ -24,6 +23,7 @@ from connector.operations import invariant_violations
 
 from .conftest import CLI, ConfigWriter, run_cli
 from .snapshot_truth import read_snapshot, untrue_claims
+from .test_integrity import expected_profiles
 
 Warehouse = Callable[[str], Path]
 
@@ -33,18 +33,6 @@ SELECT 'c' || i AS customer_id, 'tier ' || i AS tier, 'city ' || (i % 7) AS city
 FROM range({n}) t(i)
 """
 GONE = {"set": {"loyaltyTier": "gone"}}
-
-
-def held(database: Path, where: str = "true") -> dict[str, dict[str, str]]:
-    """What Target must hold for the source rows matching ``where``."""
-    with duckdb.connect(str(database)) as con:
-        rows = con.execute(
-            f"SELECT customer_id, tier, city FROM customers WHERE {where}"
-        ).fetchall()
-    return {
-        cid: {k: v for k, v in (("loyaltyTier", tier), ("city", city)) if v is not None}
-        for cid, tier, city in rows
-    }
 
 
 def assert_truthful(config: Path, emulator: Emulator) -> None:
@@ -100,7 +88,7 @@ def test_a_removal_whose_status_is_lost_is_resent_when_the_profile_comes_back(
     warehouse(CUSTOMERS.format(n=10))
     back = connector.sync(config)
     assert (back.exit_code, back.retried, back.sent) == (0, 2, 2)
-    assert emulator.profiles() == held(database)
+    assert emulator.profiles() == expected_profiles(database)
     assert connector.sync(config).sent == 0
     assert_truthful(config, emulator)
 
@@ -122,7 +110,7 @@ def test_a_reverted_removal_is_sent_again_while_the_profile_stays_away(
     assert emulator.profiles()["c0"]["loyaltyTier"] == "gone"
     assert connector.status(config)["snapshot_profiles"] == 8
     assert connector.sync(config).batches == 0
-    for pid, values in held(database).items():
+    for pid, values in expected_profiles(database).items():
         assert emulator.profiles()[pid] == values
     assert_truthful(config, emulator)
 
@@ -155,7 +143,7 @@ def test_a_run_killed_before_recording_an_applied_batch_leaves_its_profiles_owed
     assert state.read_bytes() == before  # plan and dry runs still write nothing
     result = connector.sync(config)
     assert (result.exit_code, result.retried, result.sent) == (0, 10, 10)
-    assert emulator.profiles() == held(database)
+    assert emulator.profiles() == expected_profiles(database)
     assert connector.sync(config).sent == 0
     assert_truthful(config, emulator)
 
@@ -175,7 +163,7 @@ def test_new_profiles_of_an_unrecorded_batch_are_removed_when_they_leave_the_sou
     assert (result.exit_code, result.removed_sent) == (0, 5)
     for i in range(5, 10):
         assert emulator.profiles()[f"c{i}"]["loyaltyTier"] == "gone"
-    assert emulator.profiles()["c0"] == held(database)["c0"]
+    assert emulator.profiles()["c0"] == expected_profiles(database)["c0"]
     assert connector.status(config)["snapshot_profiles"] == 5
     assert_truthful(config, emulator)
 
@@ -188,7 +176,7 @@ def test_a_first_run_killed_before_recording_its_batch_resends_it(
     kill_during_upload(config, emulator)
     result = connector.sync(config)
     assert (result.exit_code, result.sent) == (0, 10)
-    assert emulator.profiles() == held(database)
+    assert emulator.profiles() == expected_profiles(database)
     assert connector.sync(config).sent == 0
     assert_truthful(config, emulator)
 
@@ -233,6 +221,6 @@ def test_a_first_run_killed_while_creating_the_state_file_leaves_a_usable_one(
         assert connector.status(config)["snapshot_profiles"] in (0, 10)
         assert connector.sync(config, dry_run=True).exit_code == 0
         assert connector.sync(config).exit_code == 0
-        assert emulator.profiles() == held(database)
+        assert emulator.profiles() == expected_profiles(database)
         assert connector.sync(config).sent == 0
         assert_truthful(config, emulator)
