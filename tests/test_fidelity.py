@@ -361,7 +361,7 @@ def _stage(folder: Path, table: pa.Table, attributes: dict[str, Any]) -> dict[st
     reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=7))
     with StateStore.open(config.state, config.name) as store:
         sql = staging_sql(config, table.schema)
-        store.stage(staging_input(config, reader), sql, len(attributes))
+        store.stage(staging_input(config, reader), sql)
         rows = store.con.execute(f"SELECT id, cells, reject FROM {store.tables.stage}").fetchall()
         store.drop_work_tables()
     names = list(attributes)

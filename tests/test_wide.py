@@ -163,9 +163,7 @@ def _stage_rows(
     config = _config(folder, attributes, max_bytes)
     reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=50))
     with StateStore.open(config.state, config.name) as store:
-        store.stage(
-            staging_input(config, reader), staging_sql(config, table.schema), len(attributes)
-        )
+        store.stage(staging_input(config, reader), staging_sql(config, table.schema))
         rows = store.con.execute(
             f"SELECT id, fp, cells, reject, reject_detail FROM {store.tables.stage}"
         ).fetchall()

@@ -37,24 +37,20 @@ class Staging(StoreBase):
         with open_reader(config) as reader:
             sql = staging_sql(config, reader.schema)
             stream = staging_input(config, _counted(reader, progress))
-            self.stage(stream, sql, len(config.attributes))
-        return self.report()
+            report = self.stage(stream, sql)
+        return report
 
-    def stage(
-        self, source: pa.RecordBatchReader, staged: StagingSQL, value_count: int
-    ) -> StageReport:
+    def stage(self, source: pa.RecordBatchReader, staged: StagingSQL) -> StageReport:
         """Ingest a staging stream with the staging SELECT ``staged`` (``mapping.staging``),
         diffing it against the snapshot as it goes, then flag duplicate ids; while migrating
         the fingerprint scheme, move the unchanged rows to their typed fingerprints.
 
-        ``value_count`` is the mapping's number of attributes (the staged cells hold them).
         An error the stream raises while DuckDB reads it (a query failing mid-result, a
         value that does not fit its column) reaches DuckDB's caller as a DuckDB error with
         a traceback in its text; the stream's own exception is raised instead.
         """
         import pyarrow as pa
 
-        del value_count  # the staging SELECT builds the cells itself
         self._snapshot_was_empty = self._count("snapshot_rows") == 0
         if self._snapshot_was_empty:
             sql = self.tables.render(load_sql(SQL, "stage_first.sql"), staged=staged.render())
