@@ -29,19 +29,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.launcher import own_peak_rss_bytes
 from bench.source_memory import PG_SCHEMA, PG_URL, load_postgres
 
 QUERY = f"SELECT * FROM {PG_SCHEMA}.profiles"
 VARIANTS = ("query only", "bare ADBC stream", "reader: sqlalchemy", "reader: adbc")
 BASE = "reader: sqlalchemy"
-
-
-def _peak_mib() -> float:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
 
 
 def measure(variant: str) -> dict[str, Any]:
@@ -94,7 +87,7 @@ def measure(variant: str) -> dict[str, Any]:
         "rows": rows,
         "seconds": round(time.perf_counter() - start, 3),
         "cpu_seconds": round(time.process_time() - cpu, 3),
-        "peak_mib": _peak_mib(),
+        "peak_mib": round(own_peak_rss_bytes() / 2**20, 1),
     }
 
 
