@@ -31,15 +31,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import SourceError
-from ..text import one_line
 from .pg_temporal import (
     DATE_BELOW_RANGE,
     DATE_INFINITY,
     TIMESTAMP_BELOW_RANGE,
     TIMESTAMP_INFINITY,
 )
-from .pg_types import PG_ARROW
+from .pg_types import PG_ARROW, does_not_fit
 
 _log = logging.getLogger(__name__)
 
@@ -119,11 +117,7 @@ def _column(array: pa.Array, name: str, target: pa.Field, label: str) -> pa.Arra
             try:
                 return pc.cast(array, target.type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise SourceError(
-                    f"{label}: column '{target.name}' holds a value that does not fit its type "
-                    f"{target.type} ({one_line(exc)}); CAST it in the query; "
-                    "nothing was sent"
-                ) from None
+                raise does_not_fit(label, target.name, target.type, exc) from None
         return _numeric_text(array)
     if name == "uuid":
         return _uuid_text(array)

@@ -1,8 +1,12 @@
-"""The Arrow type each built-in PostgreSQL type is read as, whichever driver reads it."""
+"""The Arrow type each built-in PostgreSQL type is read as, whichever driver reads it, and
+what either reader says when a value does not fit it."""
 
 from __future__ import annotations
 
 import pyarrow as pa
+
+from ..errors import SourceError
+from ..text import one_line
 
 PG_ARROW: dict[str, pa.DataType] = {
     "bool": pa.bool_(),
@@ -22,3 +26,11 @@ PG_ARROW: dict[str, pa.DataType] = {
         pa.string(),
     ),
 }
+
+
+def does_not_fit(label: str, column: str, arrow_type: pa.DataType, exc: Exception) -> SourceError:
+    """The one-line error for a value of ``column`` that its Arrow type cannot hold."""
+    return SourceError(
+        f"{label}: column '{column}' holds a value that does not fit its type {arrow_type} "
+        f"({one_line(exc, 300)}); CAST it in the query; nothing was sent"
+    )

@@ -42,7 +42,7 @@ import pyarrow as pa
 from ..config import SqlAlchemySource, SyncConfig
 from ..errors import ConfigError, MissingExtraError, SourceError
 from . import pg_arrow, rebatch, require
-from .pg_types import PG_ARROW
+from .pg_types import PG_ARROW, does_not_fit
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Connection, CursorResult, Engine
@@ -483,10 +483,7 @@ def _converter(field: pa.Field, label: str) -> Callable[[list[Any]], pa.Array]:
                     return pa.array(texts, arrow_type)
                 raise
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError) as exc:
-            raise SourceError(
-                f"{label}: column '{field.name}' holds a value that does not fit its type "
-                f"{arrow_type} ({_short(exc)}); CAST it in the query; nothing was sent"
-            ) from None
+            raise does_not_fit(label, field.name, arrow_type, exc) from None
 
     return convert
 
