@@ -85,6 +85,7 @@ def cut_batches(
     def flush() -> Batch:
         table = pa.Table.from_batches(parts)
         body = _body(header, table.column("line"))
+        parts.clear()  # the lines are in the body now: hold them once, not twice
         return Batch(seq=seq, kind=kind, body=body, rows=table.drop_columns(["line"]))
 
     for chunk in chunks:

@@ -91,6 +91,9 @@ def _send_all(
                 make_room(session, client, batch.seq)
                 _upload(session, client, batch)
             seq = batch.seq + 1
+            # The loop variable would keep this batch (body and rows, ~100 MB at the default
+            # limits) alive while the next one is cut.
+            del batch
     finally:
         # Let go of the state-file cursor the stream reads, also when a batch failed: the
         # caller may keep the traceback, and with it the state file open.
