@@ -13,6 +13,8 @@ import pytest
 import connector
 from connector.delivery.batches import cut_batches
 from connector.emulator import Emulator
+from connector.state import for_run
+from connector.state.duckdb.files import memory_budget
 
 from .conftest import CUSTOMERS, ConfigWriter, run_cli
 
@@ -278,3 +280,43 @@ def test_cutting_batches_keeps_each_batchs_lines_only_in_its_body() -> None:
     assert len(held) == 5
     # Beyond the batch's own rows: the chunk being read (~2 MB), never the batch's 5 MB of lines.
     assert max(held) < 4_000_000, held
+
+
+@pytest.mark.parametrize("limit", ["1200MB", "512MB", "1GiB", "2GB", "300MiB", "64KB"])
+def test_the_memory_budget_is_read_as_duckdb_reads_it(limit: str) -> None:
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{limit}'")
+    as_duckdb_reads_it = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    con.execute(f"SET memory_limit = '{memory_budget(limit)}B'")
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone() == as_duckdb_reads_it
+
+
+@pytest.mark.parametrize("limit", [None, "", "50%", "lots"])
+def test_a_share_of_the_host_or_an_unknown_limit_lends_nothing(limit: str | None) -> None:
+    assert memory_budget(limit) is None
+
+
+def test_the_store_lends_memory_for_the_batch_in_hand_and_takes_it_back(
+    warehouse, write_config: ConfigWriter
+) -> None:
+    warehouse(CUSTOMERS.format(n=10))
+    config = connector.load_config(write_config(state={"memory_limit": "1200MB"}))
+    shown = duckdb.connect()
+
+    def limit(con: duckdb.DuckDBPyConnection) -> str:
+        return str(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+
+    def as_shown(nbytes: int) -> str:
+        shown.execute(f"SET memory_limit = '{nbytes}B'")
+        return limit(shown)
+
+    with for_run(config, dry_run=False) as store:
+        con = store.con  # type: ignore[attr-defined]
+        before = limit(con)
+        with store.lend_memory(200_000_000):
+            lent = limit(con)
+        with store.lend_memory(10**12):  # never below half the budget
+            least = limit(con)
+        after = limit(con)
+    assert before == after == as_shown(1_200_000_000)
+    assert (lent, least) == (as_shown(1_000_000_000), as_shown(600_000_000))

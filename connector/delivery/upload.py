@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from .session import Session
 
 READ_CHUNK_ROWS = 100_000
+# The batch in hand, as memory: its lines and its body while the body is built, its rows'
+# cells, and the chunk being cut (about a batch's worth at the default limits).
+BATCH_COPIES = 4
 
 
 def deliver(
@@ -42,16 +45,16 @@ def deliver(
         rows=staged.new + staged.changed + staged.retried + (staged.removed if removals else 0),
     )
     header = header_line(config.identity.type, list(config.attributes))
-    upserts = cut_batches(
-        iter(store.changes("upsert", READ_CHUNK_ROWS)),
-        header,
-        "upsert",
-        target.max_rows_per_batch,
-        target.max_bytes_per_batch,
-    )
-    seq = _send_all(session, client, out_dir, upserts, 1)
-    if staged.removed:
-        if isinstance(config.on_removed, RemovedSet):
+    with store.lend_memory(BATCH_COPIES * target.max_bytes_per_batch):
+        upserts = cut_batches(
+            iter(store.changes("upsert", READ_CHUNK_ROWS)),
+            header,
+            "upsert",
+            target.max_rows_per_batch,
+            target.max_bytes_per_batch,
+        )
+        seq = _send_all(session, client, out_dir, upserts, 1)
+        if staged.removed and removals:
             names, cells = exit_cells(config)
             goodbyes = cut_batches(
                 iter(store.changes("removed", READ_CHUNK_ROWS, cells)),
@@ -62,8 +65,8 @@ def deliver(
                 first_seq=seq,
             )
             _send_all(session, client, out_dir, goodbyes, seq)
-        elif client is not None:
-            store.forget_removed()
+    if staged.removed and not removals and client is not None:
+        store.forget_removed()
 
 
 def confirm_own(session: Session, client: TargetClient) -> bool:

@@ -15,6 +15,7 @@ Adding a store: implement :class:`StateStore` and :class:`RunHistory`, and retur
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
 
@@ -239,6 +240,11 @@ class StateStore(Protocol):
     ) -> pa.RecordBatchReader:
         """The staged profiles to send, as (id, cells, fp, line) chunks: new, changed and
         owed ones (``upsert``), or those that left, with the exit cells (``removed``)."""
+
+    def lend_memory(self, nbytes: int) -> AbstractContextManager[None]:
+        """For the length of the block, keep the store's own memory ``nbytes`` under its
+        budget (spilling what it must): the caller holds batches of that size, and a run's
+        peak stays that of its staging."""
 
     def field_changes(
         self, names: Sequence[str], nullable: Sequence[bool], comparable: Sequence[str] | None

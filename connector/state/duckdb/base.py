@@ -4,6 +4,8 @@ statements of ``sql/`` run with them."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,6 +77,8 @@ class StoreBase:
         self._scratch: Path | None = None
         # Set by prepare(): stored values were forgotten, so the file must be rewritten.
         self.dropped_values = False
+        # DuckDB's memory_limit in bytes (None: DuckDB's own default, a share of the host).
+        self.memory_budget: int | None = None
         # The run lock this store was opened under, whose sidecar shows a run's progress.
         self.lock: RunLock | None = None
         self._queries: dict[str, str] = {}
@@ -100,6 +104,20 @@ class StoreBase:
 
     def _has_table(self, table: str) -> bool:
         return self._count("has_table", catalog=STATE_DB, table=table) > 0
+
+    @contextmanager
+    def lend_memory(self, nbytes: int) -> Iterator[None]:
+        # DuckDB fills its budget with the stage it scans while batches are cut; what the
+        # batch in hand takes comes out of that budget, at most half of it.
+        if self.memory_budget is None or nbytes <= 0:
+            yield
+            return
+        lent = max(self.memory_budget - nbytes, self.memory_budget // 2)
+        self.con.execute(f"SET memory_limit = '{lent}B'")
+        try:
+            yield
+        finally:
+            self.con.execute(f"SET memory_limit = '{self.memory_budget}B'")
 
     def _rollback(self) -> None:
         """Undo an open transaction; never hide the error that made it necessary."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import duckdb
+from pydantic import ByteSize, TypeAdapter, ValidationError
 
 from ...errors import StateError
 from ...private import private_folder, warn_if_shared
@@ -59,6 +60,17 @@ def damage_guard(path: Path, sync: str) -> Iterator[None]:
         if _is_damage(problem):
             raise StateError(damaged_message(path, sync, problem)) from exc
         raise
+
+
+def memory_budget(memory_limit: str | None) -> int | None:
+    """``state.memory_limit`` in bytes, read as DuckDB reads it (``MB`` 10^6 bytes, ``MiB``
+    2^20); None when it is unset or a share of the host's memory (``50%``)."""
+    if not memory_limit or "%" in memory_limit:
+        return None
+    try:
+        return int(TypeAdapter(ByteSize).validate_python(memory_limit))
+    except ValidationError:
+        return None
 
 
 def connect(

@@ -38,6 +38,7 @@ from .files import (
     create_whole,
     damage_guard,
     keep_damaged,
+    memory_budget,
     scratch_copy,
 )
 from .history import SQL, run_query
@@ -87,6 +88,7 @@ class DuckDBStore(Staging, Bookkeeping, Bindings):
         try:
             con = connect(settings, target, sync, mode, shown=path)
             store = cls(con, path, sync, mode, settings.keep_values)
+            store.memory_budget = memory_budget(settings.memory_limit)
             store._scratch = folder
             try:
                 if mode == "read":
