@@ -175,8 +175,9 @@ class StateConfig(Frozen):
         "file. Configs may share one.",
     )
     # DuckDB's budget; it spills to temp_directory beyond it. A sync's peak RSS stays within
-    # it plus ~0.7 GB (source batches, the batch being sent): 1200MB keeps 10M profiles
-    # under 2 GB, and holds their diff's hash table without spilling (bench/README.md).
+    # it plus ~0.35 GB (the source's batches; the batch being sent is lent out of the budget
+    # while batches are cut): 1200MB keeps 10M profiles at about 1.5 GB, and holds their
+    # diff's hash table without spilling (bench/README.md).
     memory_limit: str | None = Field(
         "1200MB", description="DuckDB's memory budget; beyond it, it spills to `temp_directory`."
     )
