@@ -35,7 +35,6 @@ from .errors import (
     TargetSyncError,
     interrupt_exit_code,
     interrupt_name,
-    note_signal,
     received_signal,
 )
 from .guardrails import check_guardrails, full_resend_reason
@@ -209,8 +208,8 @@ def open_run(config: SyncConfig, dry_run: bool, listener: Listener | None) -> It
             session.emit = run.emit
             run.emit("run_start", run_id=run_id, dry_run=dry_run)
             try:
-                note_signal(None)
                 with _signals_win():
+                    _stop_if_signalled()  # one that DuckDB swallowed while the state opened
                     yield run
                 result = run.result or result_of(run)
             except TargetSyncError as exc:
@@ -231,14 +230,26 @@ def open_run(config: SyncConfig, dry_run: bool, listener: Listener | None) -> It
                 _close_run(
                     run, result, recorded, unwinding=result.outcome in ("failed", "interrupted")
                 )
-    except TargetSyncError as exc:
+    except BaseException as exc:
         if result is None:  # the lock or the state file failed first
-            result = SyncResult(config.name, run_id, dry_run, "failed", exc.exit_code, str(exc))
-            result.started_at = started_at
+            if not isinstance(exc, KeyboardInterrupt):
+                # DuckDB turns a stop signal that lands in its query into an error of its own.
+                _stop_if_signalled(exc)
+            if isinstance(exc, TargetSyncError):
+                result = SyncResult(config.name, run_id, dry_run, "failed", exc.exit_code, str(exc))
+                result.started_at = started_at
         raise
     finally:
         if config.notify is not None and result is not None and not watched:
             _notify(config, result, listener)
+
+
+def _stop_if_signalled(cause: BaseException | None = None) -> None:
+    """Raise :class:`RunInterrupted` if the process received a stop signal (the CLI notes
+    them from its start: one may have landed, and been swallowed, before the run opened)."""
+    signal_number = received_signal()
+    if signal_number is not None:
+        raise RunInterrupted(signal_number) from cause
 
 
 @contextmanager
@@ -251,13 +262,9 @@ def _signals_win() -> Iterator[None]:
     except KeyboardInterrupt:
         raise
     except BaseException as exc:
-        signal_number = received_signal()
-        if signal_number is not None:
-            raise RunInterrupted(signal_number) from exc
+        _stop_if_signalled(exc)
         raise
-    signal_number = received_signal()
-    if signal_number is not None:
-        raise RunInterrupted(signal_number)
+    _stop_if_signalled()
 
 
 def _close_run(run: Run, result: SyncResult, recorded: bool, unwinding: bool) -> None:

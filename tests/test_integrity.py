@@ -25,6 +25,7 @@ import pytest
 import connector
 from connector.config import SyncConfig, load_config
 from connector.emulator import Emulator, UploadRecord
+from connector.errors import RunInterrupted, note_signal
 from connector.operations import invariant_violations
 from connector.result import Event
 
@@ -528,6 +529,28 @@ def test_ctrl_c_at_any_moment_ends_the_run_interrupted(
         if runs:
             assert runs[0]["outcome"] == "interrupted", (moment, runs[0])
         assert_invariants(config)
+
+
+def test_a_stop_signal_noted_before_the_run_opened_is_not_forgotten(
+    emulator: Emulator, warehouse: Warehouse, write_config: ConfigWriter
+) -> None:
+    # The CI failure of 2026-12-01: a Ctrl-C landing in a DuckDB query while the state file
+    # was opened came back as "unexpected RuntimeError: Query interrupted" (exit 1), and one
+    # DuckDB swallowed was forgotten when the run began (the run went on, exit 0). The CLI's
+    # handler notes every stop signal; what it noted must end the run, wherever it landed.
+    warehouse(
+        "CREATE OR REPLACE TABLE customers AS "
+        "SELECT 'c1' AS customer_id, 'gold' AS tier, 'x' AS city"
+    )
+    config = write_config(emulator=emulator)
+    note_signal(signal.SIGINT)
+    try:
+        with pytest.raises(RunInterrupted):
+            connector.sync(config)
+    finally:
+        note_signal(None)
+    assert emulator.uploads == []
+    assert connector.status(config)["runs"][0]["outcome"] == "interrupted"
 
 
 def test_a_killed_run_is_shown_interrupted_with_what_it_uploaded(

@@ -93,6 +93,7 @@ def _stop_on_signals() -> None:
         note_signal(signal_number)
         raise RunInterrupted(signal_number)
 
+    note_signal(None)
     with contextlib.suppress(ValueError):  # not the main thread (embedded): leave it be
         for number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(number, stop)
