@@ -117,7 +117,10 @@ class StoreBase:
         try:
             yield
         finally:
-            self.con.execute(f"SET memory_limit = '{self.memory_budget}B'")
+            try:
+                self.con.execute(f"SET memory_limit = '{self.memory_budget}B'")
+            except duckdb.Error as exc:  # never replace the error that may be unwinding
+                log.debug("memory_limit not restored after delivery: %s", first_line(exc))
 
     def _rollback(self) -> None:
         """Undo an open transaction; never hide the error that made it necessary."""
