@@ -57,6 +57,7 @@ class StoreBase:
         sync: str,
         mode: Mode,
         keep_values: bool = True,
+        memory_budget: int | None = None,
     ) -> None:
         self.con = con
         self.path = path
@@ -78,7 +79,7 @@ class StoreBase:
         # Set by prepare(): stored values were forgotten, so the file must be rewritten.
         self.dropped_values = False
         # DuckDB's memory_limit in bytes (None: DuckDB's own default, a share of the host).
-        self.memory_budget: int | None = None
+        self.memory_budget = memory_budget
         # The run lock this store was opened under, whose sidecar shows a run's progress.
         self.lock: RunLock | None = None
         self._queries: dict[str, str] = {}

@@ -37,8 +37,7 @@ class Staging(StoreBase):
         with open_reader(config) as reader:
             sql = staging_sql(config, reader.schema)
             stream = staging_input(config, _counted(reader, progress))
-            report = self.stage(stream, sql)
-        return report
+            return self.stage(stream, sql)
 
     def stage(self, source: pa.RecordBatchReader, staged: StagingSQL) -> StageReport:
         """Ingest a staging stream with the staging SELECT ``staged`` (``mapping.staging``),

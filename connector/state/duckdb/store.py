@@ -87,8 +87,8 @@ class DuckDBStore(Staging, Bookkeeping, Bindings):
             create_whole(path, sync, _initialise)
         try:
             con = connect(settings, target, sync, mode, shown=path)
-            store = cls(con, path, sync, mode, settings.keep_values)
-            store.memory_budget = memory_budget(settings.memory_limit)
+            budget = memory_budget(settings.memory_limit)
+            store = cls(con, path, sync, mode, settings.keep_values, budget)
             store._scratch = folder
             try:
                 if mode == "read":
