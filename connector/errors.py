@@ -7,8 +7,9 @@
     │   └── MissingExtraError       install the named extra (exit 2)
     ├── SourceError                 the warehouse query failed or returned unusable data (exit 1)
     │   └── UpstreamError           dbt's latest build of the model failed or is too old (exit 1)
-    ├── StateError                  the state file is unusable (exit 1)
-    │   └── LockedError             another run holds the lock; wait for it (exit 1)
+    ├── StateError                  the state store is unusable (exit 1)
+    │   ├── LockedError             another run holds the lock; wait for it (exit 1)
+    │   └── RunInProgress           a reader met a run it must not disturb; read later (exit 1)
     ├── GuardrailError              the run looks like a broken upstream; --force to send (exit 1)
     ├── StrictRejectError           --strict and some rows were rejected; nothing sent (exit 1)
     └── TargetError                 talking to Target failed (exit 1)
@@ -62,11 +63,20 @@ class UpstreamError(SourceError):
 
 
 class StateError(TargetSyncError):
-    """The state file cannot be opened, or holds something this version cannot use."""
+    """The state store cannot be opened, or holds something this version cannot use."""
 
 
 class LockedError(StateError):
     """Another run of the same sync holds the state lock."""
+
+
+class RunInProgress(StateError):
+    """A read (``status``, ``plan``, ``verify``) met a run holding the state store, which it
+    cannot read without disturbing; ``holder`` says who runs and how far it got."""
+
+    def __init__(self, message: str, holder: dict[str, object]) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class GuardrailError(TargetSyncError):

@@ -25,9 +25,9 @@ def full_resend_reason(config: SyncConfig, binding: str, prepared: PrepareReport
         return "first run (the snapshot is empty)"
     if prepared.unrefreshable:
         return (
-            f"fingerprints were made by another DuckDB version and the snapshot keeps no "
-            f"values to recompute them (state.keep_values: false): {prepared.unrefreshable:,} "
-            "profiles are resent once"
+            f"fingerprints were made by another version of the state store's engine and the "
+            f"snapshot keeps no values to recompute them (state.keep_values: false): "
+            f"{prepared.unrefreshable:,} profiles are resent once"
         )
     others = {b: n for b, n in census.items() if b != binding}
     if not others:
@@ -69,11 +69,14 @@ def check_guardrails(config: SyncConfig, staged: StageReport, prepared: PrepareR
         )
         here = str(config.config_path) if config.config_path else None
         if prepared.previous_config and here and prepared.previous_config != here:
+            from .state import location_of
+
+            shared = location_of(config)
             raise GuardrailError(
                 f"{share}. This snapshot was last written by another config, "
                 f"{prepared.previous_config}: two configs with the name '{config.name}' share "
-                f"the state file {config.state.path}, and each would undo the other. Give one "
-                "of them another name (or another state.path)"
+                f"the {shared}, and each would undo the other. Give one of them another name "
+                f"(or another {shared.key})"
             )
         raise GuardrailError(
             f"{share}. Check the query's upstream data; if the drop is real, {override}, "

@@ -1,10 +1,10 @@
 """The operations around a sync: plan, status, reset, validate, from the same stage
 functions as :func:`connector.sync`.
 
-None of them breaks a run: ``status`` reads the state file under the shared lock (a run
-starting meanwhile waits for it) and shows a run in progress from its sidecar without
-touching the file; ``plan`` works on a private copy of the state file and never writes the
-real one; ``reset`` is a run of its own (it takes the run lock).
+None of them breaks a run: ``status`` reads the state store without disturbing a run (and
+shows a run in progress, with its counts so far); ``plan`` works on a private view of the
+snapshot and never writes it; ``reset`` is a run of its own (it takes the run lock). Each
+reaches the store through :func:`connector.state.open_store`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from . import state
 from .config import SyncConfig
 from .delivery import Session
 from .delivery.retry import RetryPolicy
-from .errors import GuardrailError, StateError
+from .errors import GuardrailError, RunInProgress, StateError
 from .guardrails import check_guardrails
 from .mapping import binding_signature
 from .pipeline import Run, as_config, new_run_id, prepare
@@ -73,9 +73,9 @@ class PlanReport:
 
 def plan(config: SyncConfig | str | os.PathLike[str], sample: int = SAMPLE_SIZE) -> PlanReport:
     """Diff the source against the snapshot and report, sending nothing and writing nothing
-    (it works on a private copy of the state file)."""
+    (it works on a private view of the snapshot)."""
     config = as_config(config)
-    with private_umask(), state.private_copy(config) as store:
+    with private_umask(), state.open_store(config, "plan") as store:
         session = Session(config, store, new_run_id(), binding_signature(config), _quiet)
         run = Run(config, session, dry_run=True, listener=None, started_at="")
         prepare(run, strict=False, force=True, record=False)
@@ -142,9 +142,11 @@ def status(config: SyncConfig | str | os.PathLike[str], runs: int = 10) -> dict[
     """The last runs, pending batches, the failed and rejected rows of the last run, and the
     run in progress (with its counts so far) if there is one."""
     config = as_config(config)
+    where = state.location_of(config)
     report: dict[str, Any] = {
         "sync": config.name,
-        "state_path": str(config.state.path),
+        "state": str(where),
+        "state_path": where.path,
         "running": None,
         "snapshot_profiles": 0,
         "runs": [],
@@ -152,30 +154,27 @@ def status(config: SyncConfig | str | os.PathLike[str], runs: int = 10) -> dict[
         "failed_rows": [],
         "rejects": [],
     }
-    with state.for_reading(config) as reading:
-        if reading.running is not None:
-            # The running process owns the file; its sidecar says how far it got.
-            report["running"] = reading.running
-            return report
-        store = reading.store
-        if store is None:
-            return report
-        history = [_jsonable(run) for run in store.history.runs(runs)]
-        for run in history:
-            if run["outcome"] == "running":  # nobody holds the lock: that run died
-                summary = json.dumps(run["summary"]) if run["summary"] else None
-                dead = store.history.interrupted_summary(run["run_id"], summary)
-                run.update(outcome="interrupted", summary=dead, message=dead["message"])
-        last = history[0]["run_id"] if history else None
-        report.update(
-            snapshot_profiles=store.snapshot_size(),
-            runs=history,
-            pending_batches=[_jsonable(b) for b in store.history.batches(state="pending")],
-            failed_rows=[_jsonable(r) for r in store.history.failed_rows(last, 100)]
-            if last
-            else [],
-            rejects=[_jsonable(r) for r in store.history.rejects(last, 100)] if last else [],
-        )
+    try:
+        with state.open_store(config, "read") as store:
+            history = [_jsonable(run) for run in store.history.runs(runs)]
+            for run in history:
+                if run["outcome"] == "running":  # nobody holds the lock: that run died
+                    summary = json.dumps(run["summary"]) if run["summary"] else None
+                    dead = store.history.interrupted_summary(run["run_id"], summary)
+                    run.update(outcome="interrupted", summary=dead, message=dead["message"])
+            last = history[0]["run_id"] if history else None
+            report.update(
+                snapshot_profiles=store.snapshot_size(),
+                runs=history,
+                pending_batches=[_jsonable(b) for b in store.history.batches(state="pending")],
+                failed_rows=[_jsonable(r) for r in store.history.failed_rows(last, 100)]
+                if last
+                else [],
+                rejects=[_jsonable(r) for r in store.history.rejects(last, 100)] if last else [],
+            )
+    except RunInProgress as busy:
+        # The running process owns the store; it says how far it got.
+        report["running"] = busy.holder
     return report
 
 
@@ -193,23 +192,26 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 def reset(config: SyncConfig | str | os.PathLike[str]) -> ResetReport:
     """Forget the snapshot of a sync so that the next run sends every profile.
 
-    The state file is rewritten so that no forgotten value lingers in it; a damaged state
-    file is kept aside (the report says where) and a new one started.
+    No forgotten value lingers in the store; a damaged state file is kept aside (the report
+    says where) and a new one started.
     """
     config = as_config(config)
-    with private_umask():
-        return state.reset(config)
+    with private_umask(), state.open_store(config, "reset") as store:
+        return store.reset()
 
 
 def invariant_violations(config: SyncConfig | str | os.PathLike[str]) -> list[str]:
     """What is wrong with a sync's snapshot (empty when it tells the truth); see
-    :meth:`connector.state.duckdb.DuckDBStore.invariant_violations`. Reads under the shared
-    lock; raises StateError while a run holds the file."""
+    :meth:`connector.state.StateStore.invariant_violations`. Raises StateError while a run
+    holds the store."""
     config = as_config(config)
-    with state.for_reading(config) as reading:
-        if reading.running is not None:
-            raise StateError(f"{config.label}: a run is in progress; check again once it ends")
-        return [] if reading.store is None else reading.store.invariant_violations()
+    try:
+        with state.open_store(config, "read") as store:
+            return store.invariant_violations()
+    except RunInProgress:
+        raise StateError(
+            f"{config.label}: a run is in progress; check again once it ends"
+        ) from None
 
 
 def validate(config: SyncConfig | str | os.PathLike[str]) -> dict[str, Any]:

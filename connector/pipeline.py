@@ -145,7 +145,7 @@ def sync(
 ) -> SyncResult:
     """Run one sync: send the new and changed profiles to Target.
 
-    With ``dry_run`` nothing is sent and the state file is not written; the batch files that
+    With ``dry_run`` nothing is sent and the state store is not written; the batch files that
     would be POSTed are written to ``out_dir`` when given. ``strict`` (default: the config's
     ``strict``) fails the run before sending when any row is rejected; ``force`` overrides
     the guardrails. Raises a :class:`~connector.errors.TargetSyncError` when the run fails
@@ -187,18 +187,18 @@ def _client(run: Run) -> TargetClient:
 
 @contextmanager
 def open_run(config: SyncConfig, dry_run: bool, listener: Listener | None) -> Iterator[Run]:
-    """Lock the state file, open it, and record the run in the history (dry runs are not
-    recorded: they change nothing).
+    """Open the state store for the run (holding its lock), and record the run in the
+    history (dry runs are not recorded: they change nothing).
 
     Last of all, a configured ``notify`` webhook hears about the outcome (a run that could
-    not take the lock or open the state file included); it never changes that outcome.
+    not take the lock or open the state store included); it never changes that outcome.
     """
     run_id = new_run_id()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     result: SyncResult | None = None
     watched = False  # Ctrl-C: someone is watching, no alert for a run they stopped
     try:
-        with state.for_run(config, dry_run) as store:
+        with state.open_store(config, "dry-run" if dry_run else "run") as store:
             recorded = store.writable and not dry_run
             if recorded:
                 store.history.close_interrupted()  # killed earlier runs; we hold the lock
@@ -231,7 +231,7 @@ def open_run(config: SyncConfig, dry_run: bool, listener: Listener | None) -> It
                     run, result, recorded, unwinding=result.outcome in ("failed", "interrupted")
                 )
     except BaseException as exc:
-        if result is None:  # the lock or the state file failed first
+        if result is None:  # the lock or the state store failed first
             if not isinstance(exc, KeyboardInterrupt):
                 # DuckDB turns a stop signal that lands in its query into an error of its own.
                 _stop_if_signalled(exc)
@@ -268,7 +268,7 @@ def _signals_win() -> Iterator[None]:
 
 
 def _close_run(run: Run, result: SyncResult, recorded: bool, unwinding: bool) -> None:
-    """Record how the run ended. While an error unwinds, a failing step here (the state file
+    """Record how the run ended. While an error unwinds, a failing step here (the state store
     may be what broke) is logged and skipped: it must never replace the error."""
     store = run.store
     steps: list[tuple[str, Any]] = [("drop the work tables", store.drop_work_tables)]
@@ -329,7 +329,7 @@ def prepare(run: Run, *, strict: bool, force: bool, record: bool = True) -> None
         str(config.config_path) if config.config_path else None,
     )
     run.full_resend_reason = full_resend_reason(config, run.session.binding, run.prepared)
-    staged = store.stage_and_diff(config, _progress(run))
+    staged = store.stage_and_diff(config, run.prepared, _progress(run))
     run.staged = staged
     run.stage_done("read", rows=staged.rows, rejected=staged.rejected)
     recorded = record and store.writable and not run.dry_run

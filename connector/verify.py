@@ -33,7 +33,7 @@ from urllib.parse import unquote_plus
 
 from . import state
 from .config import SyncConfig
-from .errors import StateError, TargetFatalError
+from .errors import RunInProgress, StateError, TargetFatalError
 from .mapping import binding_signature
 from .pipeline import as_config
 from .result import EXIT_OK, EXIT_PARTIAL
@@ -137,7 +137,7 @@ def verify(
     not-found profiles so the next run sends them again.
 
     Raises a TargetError when Target cannot be asked (unreachable, unknown client code,
-    refused token), a StateError when the state file cannot be read.
+    refused token), a StateError when the state store cannot be read.
     """
     from .delivery.client import TargetClient
 
@@ -253,35 +253,35 @@ def _pct(value: float) -> str:
     return f"{value * 100:.2f}%"
 
 
-# -- the state file: one read, and one optional write -------------------------------------------
+# -- the state store: one read, and one optional write -------------------------------------------
 
 
 def _sample_snapshot(config: SyncConfig, sample: int, seed: int) -> SnapshotSample:
     """Draw up to ``sample`` synced profiles at random (repeatably for a ``seed``), with
-    the batch that last carried each, from the state file read under the shared lock.
+    the batch that last carried each, from the state store (read without disturbing a run).
 
     Only profiles confirmed or pending under the current mapping and destination are drawn:
     owed ones are resent by the next run anyway, and others were sent with other attributes.
-    The only place ``verify`` reads the state file.
+    The only place ``verify`` reads the state store.
     """
     empty = SnapshotSample(0, config.identity.type, list(config.attributes), [])
-    with state.for_reading(config) as reading:
-        if reading.running is not None:
-            raise StateError(
-                f"{config.label}: a run is in progress ({reading.running['holder']}); run "
-                "verify again when it has finished"
+    try:
+        with state.open_store(config, "read") as store:
+            binding = binding_signature(config)
+            if binding not in store.bindings():
+                return empty
+            drawn = store.draw(binding, sample, seed)
+            return SnapshotSample(
+                snapshot_profiles=store.snapshot_size(),
+                id_type=config.identity.type,
+                attributes=list(config.attributes),
+                profiles=[SampledProfile(p.id, p.cells, p.uploaded_at, p.pending) for p in drawn],
             )
-        store = reading.store
-        binding = binding_signature(config)
-        if store is None or binding not in store.bindings():
-            return empty
-        drawn = store.draw(binding, sample, seed)
-        return SnapshotSample(
-            snapshot_profiles=store.snapshot_size(),
-            id_type=config.identity.type,
-            attributes=list(config.attributes),
-            profiles=[SampledProfile(p.id, p.cells, p.uploaded_at, p.pending) for p in drawn],
-        )
+    except RunInProgress as busy:
+        raise StateError(
+            f"{config.label}: a run is in progress ({busy.holder['holder']}); run "
+            "verify again when it has finished"
+        ) from None
 
 
 def mark_for_resend(config: SyncConfig, ids: list[str]) -> int:
@@ -289,5 +289,5 @@ def mark_for_resend(config: SyncConfig, ids: list[str]) -> int:
     retried). Takes the run lock (so never while a run goes); returns how many."""
     if not ids:
         return 0
-    with state.for_run(config, dry_run=False) as store:
+    with state.open_store(config, "run") as store:
         return store.mark_owed(ids)

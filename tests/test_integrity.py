@@ -139,7 +139,7 @@ def test_a_null_id_does_not_hide_a_duplicate(
 def test_the_cheap_duplicate_precheck_agrees_with_the_exact_check(tmp_path: Path) -> None:
     """The pre-check may send the store to the exact check needlessly (a hash collision),
     never skip it when a duplicate exists: NULLs, empty ids, removed rows and collisions."""
-    from connector.state.duckdb import duplicate_check_needed
+    from connector.state.stage import duplicate_check_needed
 
     con = duckdb.connect()
     cases: list[list[str | None]] = [
@@ -343,7 +343,7 @@ def test_plan_and_dry_run_write_nothing_to_the_state_folder(
 def test_a_sync_starting_while_status_reads_the_state_waits_for_it_and_succeeds(
     emulator: Emulator, warehouse: Warehouse, write_config: ConfigWriter, tmp_path: Path
 ) -> None:
-    from connector.state import for_reading
+    from connector.state import open_store
 
     warehouse(CUSTOMERS.format(n=20))
     config = write_config(emulator=emulator)
@@ -351,8 +351,8 @@ def test_a_sync_starting_while_status_reads_the_state_waits_for_it_and_succeeds(
     warehouse("UPDATE customers SET tier = 'platinum' WHERE customer_id = 'c1'")
 
     log = tmp_path / "sync.log"
-    with for_reading(load_config(config)) as reading:  # what `status` holds while it reads
-        assert reading.store is not None
+    with open_store(load_config(config), "read") as store:  # what `status` holds while it reads
+        assert store is not None
         with log.open("w") as stderr:
             run = subprocess.Popen(
                 [*CLI, "--log-format", "json", "sync", str(config)],

@@ -13,7 +13,7 @@ import pytest
 import connector
 from connector.delivery.batches import cut_batches
 from connector.emulator import Emulator
-from connector.state import for_run
+from connector.state import open_store
 from connector.state.duckdb.files import memory_budget
 
 from .conftest import CUSTOMERS, ConfigWriter, run_cli
@@ -310,7 +310,7 @@ def test_the_store_lends_memory_for_the_batch_in_hand_and_takes_it_back(
         shown.execute(f"SET memory_limit = '{nbytes}B'")
         return limit(shown)
 
-    with for_run(config, dry_run=False) as store:
+    with open_store(config, "run") as store:
         con = store.con  # type: ignore[attr-defined]
         before = limit(con)
         with store.lend_memory(200_000_000):

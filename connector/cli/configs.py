@@ -37,17 +37,18 @@ def load_and_mask(file: str | Path) -> SyncConfig:
 
 
 def name_clashes(configs: list[SyncConfig]) -> str | None:
-    """Two configs of one run that would share a snapshot: same name, same state file."""
-    seen: dict[tuple[str, str], SyncConfig] = {}
+    """Two configs of one run that would share a snapshot: same name, same state store."""
+    from ..state import location_of
+
+    seen: dict[tuple[str, tuple[str, ...]], SyncConfig] = {}
     for config in configs:
-        key = (config.name, str(Path(config.state.path).resolve()))
-        first = seen.setdefault(key, config)
+        where = location_of(config)
+        first = seen.setdefault((config.name, where.place), config)
         if first is not config and first.config_path != config.config_path:
             return (
                 f"{first.config_path} and {config.config_path} are both sync '{config.name}' "
-                f"with the state file {config.state.path}: they would share one snapshot and "
-                "undo each other's work; give one of them another name (or another "
-                "state.path). Nothing was run"
+                f"with the {where}: they would share one snapshot and undo each other's work; "
+                f"give one of them another name (or another {where.key}). Nothing was run"
             )
     return None
 

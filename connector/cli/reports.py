@@ -197,7 +197,7 @@ def _cell(value: str | None) -> str:
 
 
 def render_status(report: dict[str, Any]) -> None:
-    click.echo(f"sync '{report['sync']}' (state {report['state_path']})")
+    click.echo(f"sync '{report['sync']}' ({report['state']})")
     running = report.get("running")
     if running is not None:
         progress = running.get("progress") or {}

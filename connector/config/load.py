@@ -149,6 +149,7 @@ def _where(file: Path, lines: dict[tuple[str, ...], int], path: tuple[str, ...])
 
 
 _SOURCE_TAGS = {"duckdb", "snowflake", "sqlalchemy", "dbt"}
+_STATE_TAGS = {"duckdb", "warehouse"}
 
 
 def _describe(exc: ValidationError, file: Path, lines: dict[tuple[str, ...], int]) -> str:
@@ -158,6 +159,8 @@ def _describe(exc: ValidationError, file: Path, lines: dict[tuple[str, ...], int
         if len(loc) > 1 and loc[0] == "source" and loc[1] in _SOURCE_TAGS:
             del loc[1]
         if len(loc) > 1 and loc[0] == "on_removed" and loc[1] in ("ignore", "set"):
+            del loc[1]
+        if len(loc) > 1 and loc[0] == "state" and loc[1] in _STATE_TAGS:
             del loc[1]
         if loc and loc[-1] in ("str", "[key]"):
             loc.pop()
@@ -175,6 +178,9 @@ def _describe(exc: ValidationError, file: Path, lines: dict[tuple[str, ...], int
             message = "unknown key (check the spelling; see the README for the keys)"
         elif error["type"] == "missing":
             message = "required key is missing"
+        elif error["type"] == "state_type":
+            loc.append("type")
+            key = ".".join(loc)
         elif error["type"] == "union_tag_invalid":
             message = "unknown source type; expected one of duckdb, snowflake, sqlalchemy, dbt"
         problems.append(f"{_where(file, lines, tuple(loc))}: {key}: {message}")

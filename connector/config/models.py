@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from ..limits import MAX_ATTRIBUTE_NAME_CHARS, MAX_VALUE_CHARS
-from .base import Frozen, RelPath, attribute_error
+from .base import Frozen, RelPath, attribute_error, key_error
 from .sources import Source
 from .target import NotifyConfig, TargetConfig
 
@@ -166,11 +166,18 @@ OnRemoved = Annotated[
 ]
 
 
-class StateConfig(Frozen):
-    """The DuckDB file holding snapshots and run history, and how DuckDB may use the host."""
+class DuckDBState(Frozen):
+    """The local state store: a DuckDB file holding snapshots and run history, and how DuckDB
+    may use the host."""
 
+    type: Literal["duckdb"] = Field(
+        "duckdb",
+        description="Where the snapshot lives: `duckdb` (the default), the local state file; "
+        "`warehouse` (tables in the source's own database) is not available in this version.",
+    )
     path: RelPath = Field(
         Path(DEFAULT_STATE_PATH),
+        validate_default=True,
         description="The DuckDB state file (snapshots, run history), relative to the config "
         "file. Configs may share one.",
     )
@@ -191,6 +198,42 @@ class StateConfig(Frozen):
         description="Keep the attribute values sent in the snapshot; `false` keeps ids and "
         "fingerprints only (plan then shows no old values; see Data at rest).",
     )
+
+
+class WarehouseState(Frozen):
+    """The warehouse state store (snapshot and history as tables in the source's database):
+    declared so that a config asking for it gets one clear error until it is available."""
+
+    type: Literal["warehouse"]
+    schema_name: str | None = Field(None, alias="schema")
+    keep_runs: int = Field(200, ge=1)
+    keep_values: bool = True
+
+    @model_validator(mode="after")
+    def _not_yet(self) -> WarehouseState:
+        raise key_error(
+            "type",
+            "'warehouse' is not available in this version of target-sync yet; remove "
+            "state.type (the default, duckdb, keeps the snapshot in the local state file "
+            "state.path)",
+        )
+
+
+def _state_type(value: Any) -> str:
+    # `type` may be left out: every config written before it existed means the local file.
+    if isinstance(value, Mapping):
+        return str(value.get("type", "duckdb"))
+    return str(getattr(value, "type", "duckdb"))
+
+
+StateConfig = Annotated[
+    Annotated[DuckDBState, Tag("duckdb")] | Annotated[WarehouseState, Tag("warehouse")],
+    Discriminator(
+        _state_type,
+        custom_error_type="state_type",
+        custom_error_message="unknown state type; expected duckdb (the default) or warehouse",
+    ),
+]
 
 
 def _check_tag(tag: str) -> str:
@@ -224,8 +267,12 @@ class SyncConfig(Frozen):
         "`{set: {...}}` (send those values once).",
     )
     target: TargetConfig = Field(description="Where and how batches are sent.")
+    # Validated like a written `state: {}`, so that the default path is resolved against
+    # the config file's folder too, not the working directory.
     state: StateConfig = Field(
-        StateConfig(), description="The state file and how DuckDB may use the host."
+        default_factory=dict,
+        validate_default=True,
+        description="Where the snapshot and run history live (`type`), and how.",
     )
     strict: bool = Field(False, description="Fail the run before sending when any row is rejected.")
     max_removed_fraction: float | None = Field(

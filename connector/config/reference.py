@@ -21,7 +21,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from .models import Attribute, Identity, RemovedSet, StateConfig, SyncConfig
+from .models import Attribute, DuckDBState, Identity, RemovedSet, SyncConfig
 from .sources import DbtSource, DuckDBSource, SnowflakeSource, SqlAlchemySource
 from .target import NotifyConfig, TargetConfig
 
@@ -39,7 +39,7 @@ SECTIONS: tuple[tuple[str, str, type[BaseModel]], ...] = (
     ("`attributes.NAME`, long form", "attributes.NAME.", Attribute),
     ("`on_removed`, set form", "on_removed.", RemovedSet),
     ("`target`", "target.", TargetConfig),
-    ("`state`", "state.", StateConfig),
+    ("`state`", "state.", DuckDBState),
     ("`notify`", "notify.", NotifyConfig),
 )
 
@@ -117,7 +117,7 @@ def _default(info: FieldInfo) -> str:
     value = info.get_default(call_default_factory=True)
     if value is None or value is PydanticUndefined:
         return "—"
-    if isinstance(value, BaseModel):
+    if isinstance(value, BaseModel | dict):
         return "(below)"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"

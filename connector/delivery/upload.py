@@ -53,7 +53,7 @@ def deliver(
             target.max_rows_per_batch,
             target.max_bytes_per_batch,
         )
-        seq = _send_all(session, client, out_dir, upserts, 1)
+        seq = _send_all(session, client, out_dir, upserts, 1, staged.first_run)
         if staged.removed and removals:
             names, cells = exit_cells(config)
             goodbyes = cut_batches(
@@ -64,7 +64,7 @@ def deliver(
                 target.max_bytes_per_batch,
                 first_seq=seq,
             )
-            _send_all(session, client, out_dir, goodbyes, seq)
+            _send_all(session, client, out_dir, goodbyes, seq, staged.first_run)
     if staged.removed and not removals and client is not None:
         store.forget_removed()
 
@@ -85,6 +85,7 @@ def _send_all(
     out_dir: Path | None,
     batches: Iterator[Batch],
     seq: int,
+    first_run: bool,
 ) -> int:
     try:
         for batch in batches:
@@ -92,7 +93,7 @@ def _send_all(
                 _write(session, batch, out_dir)
             else:
                 make_room(session, client, batch.seq)
-                _upload(session, client, batch)
+                _upload(session, client, batch, first_run)
             seq = batch.seq + 1
             # The loop variable would keep this batch (body and rows, ~100 MB at the default
             # limits) alive while the next one is cut.
@@ -135,9 +136,10 @@ def _write(session: Session, batch: Batch, out_dir: Path | None) -> None:
     )
 
 
-def _upload(session: Session, client: TargetClient, batch: Batch) -> None:
+def _upload(session: Session, client: TargetClient, batch: Batch, first_run: bool) -> None:
     """Send one batch; once Target accepted it, record it as pending and advance the
-    snapshot for its rows, in one step."""
+    snapshot for its rows, in one step (``first_run``: the snapshot was empty when the run
+    staged, so none of the batch's ids is in it)."""
     report = session.report
     what = f"batch {batch.seq} of {session.config.label}"
     # Target may apply a batch whose answer the snapshot never records (killed after the
@@ -165,6 +167,7 @@ def _upload(session: Session, client: TargetClient, batch: Batch) -> None:
             rows=batch.rows,
             size=batch.size,
             binding=session.binding,
+            fresh=first_run,
         )
     )
     _count(session, batch)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,15 +55,20 @@ SOURCE = "source_stream"
 TYPED_SCHEME = "typed-1"
 
 
-def staging_input(config: SyncConfig, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+def staging_input(
+    config: SyncConfig, reader: pa.RecordBatchReader, carried: Sequence[str] = ()
+) -> pa.RecordBatchReader:
     """The source stream as staging reads it: the mapped columns, in types DuckDB reads,
     named by position (``c0`` the identity, see :func:`source_alias`), so that no source
-    column name can meet a name of the staging SQL."""
+    column name can meet a name of the staging SQL; then the ``carried`` columns, under
+    their own names (see :meth:`StagingSQL.render`)."""
     import pyarrow as pa
 
     columns = mapped_columns(config)
-    stream = ingest_reader(reader, columns)
-    names = [source_alias(config, name) for name in columns]
+    if set(carried) & set(columns):
+        raise ValueError(f"carried columns {sorted(carried)} must not be mapped columns")
+    stream = ingest_reader(reader, [*columns, *carried])
+    names = [*(source_alias(config, name) for name in columns), *carried]
     schema = pa.schema([field.with_name(n) for field, n in zip(stream.schema, names, strict=True)])
 
     def batches() -> Iterator[pa.RecordBatch]:
@@ -91,13 +96,21 @@ class StagingSQL:
     text_signature: str
 
     def render(
-        self, previous: str | None = None, migrate: bool = False, exact: bool = False
+        self,
+        previous: str | None = None,
+        migrate: bool = False,
+        exact: bool = False,
+        carried: Sequence[str] = (),
     ) -> str:
         """The SELECT giving ``id, fp, old_id, old_fp, unchanged, reject, reject_detail,
         cells`` per row: ``previous`` is a relation of the snapshot's ``(id, fp)`` (None: no
         snapshot); with ``migrate`` its fingerprints are the texts' (the scheme before typed
         fingerprints) and every row's texts are built to compare them. ``exact`` (tests: the
-        slow path) builds every row's texts and checks them, with no bound to clear a row."""
+        slow path) builds every row's texts and checks them, with no bound to clear a row.
+
+        ``carried`` names columns of the stream (beyond the mapped ones) passed through to
+        the result as they are: a store that diffed elsewhere hands in only the rows to send,
+        each with what it found, and every one of them gets its texts (no snapshot here)."""
         parts = dict(self.parts)
         if exact:
             parts["bounds_clear"] = "false"
@@ -107,7 +120,7 @@ class StagingSQL:
             join = f"FULL OUTER JOIN {previous} AS p ON s.id = p.id"
             old = "p.id AS old_id, p.fp AS old_fp"
         # Whether a row needs its texts: every row to send, every row no bound clears; all
-        # of them on a first run and while migrating.
+        # of them on a first run, while migrating, and for rows a store handed in.
         need = "s.fp IS NOT NULL"
         if migrate:
             text_fp = f"hash({parts['value_names']}, {sql_literal(self.text_signature)})"
@@ -115,7 +128,7 @@ class StagingSQL:
         else:
             if previous is not None:
                 need = "s.fp IS NOT NULL AND (NOT s.clear OR s.fp IS DISTINCT FROM p.fp)"
-            unchanged = "coalesce(old_fp = fp, false)"
+            unchanged = "false" if carried else "coalesce(old_fp = fp, false)"
         values = ", ".join(
             f"CASE WHEN need THEN {text} END AS v{i}" for i, text in enumerate(self.effective)
         )
@@ -126,6 +139,7 @@ class StagingSQL:
             values=values,
             unchanged=unchanged,
             source=SOURCE,
+            carry="".join(f", {quote_ident(name)}" for name in carried),
         )
 
 

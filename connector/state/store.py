@@ -8,8 +8,10 @@ implementation (one DuckDB file); a store in the warehouse implements the same p
 Nothing here depends on call order beyond the obvious (open, then use, then close): what a
 call learned comes back in its return value.
 
-Adding a store: implement :class:`StateStore` and :class:`RunHistory`, and return it from
-:func:`connector.state.open_store` for its ``state.type``.
+Adding a store: implement :class:`StateStore` and :class:`RunHistory` (most of a run's work can
+be left to the local stage, :mod:`connector.state.stage`, which every store uses to build the
+texts it sends), open it in :func:`connector.state.open_store` for its ``state.type`` and
+every :data:`Access`, and add it to ``tests/test_store_contract.py``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,40 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from ..config import SyncConfig
+
+
+Access = Literal["run", "dry-run", "read", "plan", "reset"]
+"""How a command reaches a store (:func:`connector.state.open_store`):
+
+* ``run``: a sync, or ``verify --resend-mismatched``: holds the run lock and writes;
+* ``dry-run``: reads exactly what the run would, holding the run lock, and writes nothing;
+* ``read``: ``status`` and ``verify``: reads, never blocking a run;
+* ``plan``: diffs like a run on a private view that nothing outlives;
+* ``reset``: forgets the snapshot under the run lock.
+"""
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a sync's snapshot lives: ``place`` identifies it (two syncs of one name at one
+    place share a snapshot), ``text`` names it in messages (``state file /x/state.duckdb``)."""
+
+    place: tuple[str, ...]
+    text: str
+    path: str | None = None  # the file holding it, when it is a local file
+    key: str = "state"  # the config key that places it elsewhere (state.path)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class ResetReport:
+    """What ``reset`` did: how many profiles were forgotten, and where a damaged store was
+    kept aside (None when it was not damaged)."""
+
+    forgotten: int
+    damaged_kept_as: str | None
 
 
 @dataclass(frozen=True)
@@ -116,6 +152,9 @@ class AcceptedBatch:
     rows: pa.Table  # id, cells, fp
     size: int
     binding: str
+    # The snapshot was empty when the run staged (its first run): none of these ids is in
+    # it, so the commit need not look for earlier rows.
+    fresh: bool = False
 
 
 @dataclass(frozen=True)
@@ -204,6 +243,9 @@ class StateStore(Protocol):
     @property
     def history(self) -> RunHistory: ...
 
+    def location(self) -> Location:
+        """Where this store keeps the sync's snapshot (for messages)."""
+
     def close(self) -> None: ...
 
     def __enter__(self) -> StateStore: ...
@@ -227,10 +269,14 @@ class StateStore(Protocol):
         drop stored values when they are not kept. Read-only stores only report."""
 
     def stage_and_diff(
-        self, config: SyncConfig, progress: Callable[[int], None] | None = None
+        self,
+        config: SyncConfig,
+        prepared: PrepareReport,
+        progress: Callable[[int], None] | None = None,
     ) -> StageReport:
         """Read the source once, check and fingerprint every row, and diff it against the
-        snapshot (one pass); the changes are then read with :meth:`changes`."""
+        snapshot (one pass) as ``prepared`` (what :meth:`prepare` returned) says; the changes
+        are then read with :meth:`changes`."""
 
     def record_rejects(self, run_id: str) -> None:
         """Keep the staged rejects with the run (capped)."""
@@ -261,11 +307,12 @@ class StateStore(Protocol):
         after the POST, or gives up on a lost answer); until :meth:`commit` forgets them in
         its transaction, the next :meth:`prepare` makes these profiles owed (those not in the
         snapshot yet become owed rows under the current binding, so they are removed if they
-        leave the source). :meth:`forget_snapshot` forgets them too."""
+        leave the source). :meth:`reset` forgets them too."""
 
     def commit(self, batch: AcceptedBatch) -> None:
         """Record an accepted batch as pending and advance the snapshot for its rows, and
-        forget the ids :meth:`sending` recorded, in one transaction."""
+        forget the ids :meth:`sending` recorded, in one transaction. A store writable only
+        under a run lock it no longer holds must fail here, writing nothing."""
 
     def forget_removed(self) -> int:
         """Drop profiles that left the result (``on_removed: ignore``)."""
@@ -279,9 +326,12 @@ class StateStore(Protocol):
 
     def snapshot_size(self) -> int: ...
 
-    def drop_work_tables(self) -> None: ...
+    def drop_work_tables(self) -> None:
+        """Drop what the run staged (also after a failure; a second call does nothing)."""
 
-    def forget_snapshot(self) -> int: ...
+    def reset(self) -> ResetReport:
+        """Forget the sync's snapshot and bindings (its history stays), so that the next run
+        sends every profile; no forgotten value may linger in the store."""
 
     def mark_owed(self, ids: Sequence[str]) -> int: ...
 

@@ -4,7 +4,9 @@
 -- is unchanged, why Target must not receive it, and the URL-encoded cells of the rows to send.
 -- Run inside stage_first.sql or stage_diff.sql; the placeholders in braces are generated from
 -- the mapping by connector/mapping/staging.py; {join}, {old_columns} (with need: whether the
--- row needs its texts), {values} and {unchanged} when the store renders it for its run.
+-- row needs its texts), {values} and {unchanged} when the store renders it for its run;
+-- {carry}: columns of the stream passed through to the result untouched (a store that diffs
+-- elsewhere hands in what it found per row, see connector/state/sql/stage_given.sql).
 -- Texts (v0, v1, ...: NULL already replaced) are built only for the rows that need them: rows
 -- to send, and rows whose bounds (byte lengths of strings and texts, constant widths of
 -- numbers, dates and times) do not clear every limit, which are then checked on their texts
@@ -31,7 +33,7 @@ SELECT
         WHEN 'profile_too_large' THEN {size} || ' bytes'
         WHEN 'line_too_large' THEN {line_size} || {line_detail}
     END AS reject_detail,
-    CASE WHEN reject IS NULL AND fp IS NOT NULL AND NOT unchanged THEN {cells} END AS cells
+    CASE WHEN reject IS NULL AND fp IS NOT NULL AND NOT unchanged THEN {cells} END AS cells{carry}
 FROM (
     SELECT
         id,
@@ -50,9 +52,9 @@ FROM (
             WHEN {size} >= {max_bytes} THEN 'profile_too_large'
             WHEN {line_bound} > {line_room} AND {line_size} > {line_room} THEN 'line_too_large'
         END AS reject,
-        {value_names}{out_of_range_column}
+        {value_names}{out_of_range_column}{carry}
     FROM (
-        SELECT id, fp, old_id, old_fp, clear{out_of_range_column}, {values}
+        SELECT id, fp, old_id, old_fp, clear{out_of_range_column}, {values}{carry}
         FROM (
             SELECT s.*, {old_columns}
             FROM (
@@ -60,14 +62,16 @@ FROM (
                     id,
                     fp,
                     coalesce({bounds_clear}, false) AS clear{out_of_range_column}{text_names},
-                    {raw}
+                    {raw}{carry}
                 FROM (
                     SELECT
                         id,
                         hash({fingerprint}, {fp_signature}) AS fp{bounds_column}
                         {out_of_range_column}{text_names},
-                        {raw}
-                    FROM (SELECT {id_text} AS id{texts}{out_of_range}, {raw} FROM {source}) AS typed
+                        {raw}{carry}
+                    FROM (
+                        SELECT {id_text} AS id{texts}{out_of_range}, {raw}{carry} FROM {source}
+                    ) AS typed
                 ) AS measured
             ) AS s {join}
         ) AS joined

@@ -1,23 +1,16 @@
-"""The local state store: one DuckDB file (see :mod:`.store`); every statement in ``sql/``."""
+"""The local state store: one DuckDB file (see :mod:`.store`), reached through
+:mod:`.access`; every statement in ``sql/``."""
 
 from __future__ import annotations
 
-from .files import damage_guard
-from .store import (
-    FINGERPRINT_SCHEME,
-    SCHEMA_VERSION,
-    DuckDBStore,
-    duplicate_check_needed,
-    reset_state,
-    rewrite_state,
-)
+from .access import open_file_store
+from .files import file_location
+from .store import FINGERPRINT_SCHEME, SCHEMA_VERSION, DuckDBStore
 
 __all__ = [
     "FINGERPRINT_SCHEME",
     "SCHEMA_VERSION",
     "DuckDBStore",
-    "damage_guard",
-    "duplicate_check_needed",
-    "reset_state",
-    "rewrite_state",
+    "file_location",
+    "open_file_store",
 ]

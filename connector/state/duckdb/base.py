@@ -14,7 +14,8 @@ import duckdb
 
 from ...sqltext import load_queries, quote_ident
 from ...text import first_line
-from .files import STATE_DB, WORK_DB, Mode
+from ..stage import LocalStage
+from .files import STATE_DB, Mode
 from .history import SQL, DuckDBHistory, run_query
 
 if TYPE_CHECKING:
@@ -28,27 +29,21 @@ MAX_ROWS_KEPT = 10_000
 
 @dataclass
 class SyncTables:
-    """The quoted table names of one sync."""
+    """The quoted table names of one sync: its snapshot, and its run's stage and view of the
+    rows to send (named by :class:`~connector.state.stage.LocalStage`)."""
 
     snapshot: str
     stage: str
     changes: str
-
-    @classmethod
-    def of(cls, sync: str) -> SyncTables:
-        return cls(
-            snapshot=quote_ident(f"snapshot__{sync}"),
-            stage=f"{WORK_DB}.{quote_ident(f'stage__{sync}')}",
-            changes=f"{WORK_DB}.{quote_ident(f'changes__{sync}')}",
-        )
 
     def render(self, sql: str, **extra: str) -> str:
         return sql.format(snapshot=self.snapshot, stage=self.stage, changes=self.changes, **extra)
 
 
 class StoreBase:
-    """One sync's connection to a state file, and the state of the current run that the
-    store's parts (:mod:`.bindings`, :mod:`.staged`, :mod:`.bookkeeping`) share."""
+    """One sync's connection to a state file, and what the store's parts (:mod:`.bindings`,
+    :mod:`.staged`, :mod:`.bookkeeping`) share: the tables, the run's local stage, the run
+    lock it was opened under."""
 
     def __init__(
         self,
@@ -58,6 +53,7 @@ class StoreBase:
         mode: Mode,
         keep_values: bool = True,
         memory_budget: int | None = None,
+        lock: RunLock | None = None,
     ) -> None:
         self.con = con
         self.path = path
@@ -65,25 +61,25 @@ class StoreBase:
         self.mode = mode
         # False: the snapshot keeps no attribute values (state.keep_values).
         self.keep_values = keep_values
-        self.tables = SyncTables.of(sync)
+        snapshot = quote_ident(f"snapshot__{sync}")
+        self.local = LocalStage(con, sync, previous=snapshot)
+        self.tables = SyncTables(snapshot, self.local.table, self.local.changes_view)
         self._history = DuckDBHistory(con, sync)
         # A read-only store over a state file of an older schema (the next sync upgrades it).
         self.outdated = False
-        # Set by stage(): with an empty snapshot, commits only insert (no DELETE to probe).
-        self._snapshot_was_empty = False
-        # Set by prepare(): the snapshot's fingerprints are the texts' (TEXT_SCHEME), so the
-        # next staging compares texts once and moves unchanged rows to typed fingerprints.
-        self.migrating = False
-        self._tally: list[tuple[str | None, str | None, int]] = []
         self._scratch: Path | None = None
-        # Set by prepare(): stored values were forgotten, so the file must be rewritten.
-        self.dropped_values = False
+        # Values were forgotten (prepare with keep_values: false, reset): on closing, the file
+        # is rewritten so that their bytes leave the disk too.
+        self.rewrite_on_close = False
+        # Set by the reset access: the damaged file this (empty, private) store stands for,
+        # kept aside under this name.
+        self.kept_aside: Path | None = None
         # DuckDB's memory_limit in bytes (None: DuckDB's own default, a share of the host).
         self.memory_budget = memory_budget
         # The run lock this store was opened under, whose sidecar shows a run's progress.
-        self.lock: RunLock | None = None
+        self.lock = lock
         self._queries: dict[str, str] = {}
-        for name in ("bindings.sql", "changes.sql", "settle.sql", "maintenance.sql"):
+        for name in ("bindings.sql", "staged.sql", "settle.sql", "maintenance.sql"):
             self._queries.update(load_queries(SQL, name))
 
     @property

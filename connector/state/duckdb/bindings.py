@@ -56,11 +56,12 @@ class Bindings(StoreBase):
         typed) are first recomputed as text fingerprints from the stored cells (each row
         with its own binding, so a row never passes for one sent under another mapping).
         The next staging then compares every row's texts once, and unchanged rows take
-        their typed fingerprints (:meth:`stage`)."""
+        their typed fingerprints (the report's ``migrating`` tells :meth:`stage` to)."""
         scheme, previous_config = self._sync_record()
         unrefreshable = self._unrefreshable(scheme)
         unconfirmed = self._unconfirmed()
         adopted = dropped = 0
+        migrating = False
         if self.writable:
             if scheme is None:
                 self._run("forget_sync")
@@ -82,12 +83,12 @@ class Bindings(StoreBase):
                     if scheme != TEXT_SCHEME:
                         self._rehash(lambda known: known.signature)
                         self._run("scheme_is", scheme=TEXT_SCHEME)
-                    self.migrating = True
+                    migrating = True
             if not self.keep_values and self.mode == "write":
                 dropped = self._count("values_kept")
                 if dropped:
                     self._run("drop_values")
-                    self.dropped_values = True
+                    self.rewrite_on_close = True  # no trace of the values may stay on disk
         return PrepareReport(
             previous_config=previous_config,
             snapshot_size=self._count("snapshot_size"),
@@ -96,7 +97,7 @@ class Bindings(StoreBase):
             unrefreshable=unrefreshable,
             adopted=adopted,
             values_dropped=dropped,
-            migrating=self.migrating,
+            migrating=migrating,
             unconfirmed=unconfirmed,
         )
 

@@ -34,7 +34,7 @@ class Bookkeeping(StoreBase):
         forget the ids :meth:`sending` recorded, in one transaction: a run killed at any
         instant leaves all or nothing."""
         if batch.kind == "upsert":
-            script = "insert_upserts.sql" if self._snapshot_was_empty else "commit_upserts.sql"
+            script = "insert_upserts.sql" if batch.fresh else "commit_upserts.sql"
         else:
             script = "commit_removed.sql"
         cells = "cells" if self.keep_values else "CAST(NULL AS VARCHAR)"
@@ -137,8 +137,8 @@ class Bookkeeping(StoreBase):
         return self._count("snapshot_size")
 
     def forget_snapshot(self) -> int:
-        """Forget this sync's snapshot and bindings (see :func:`reset_state`); returns how
-        many profiles it held."""
+        """Forget this sync's snapshot and bindings (see :meth:`DuckDBStore.reset`); returns
+        how many profiles it held."""
         count = self._count("snapshot_size")
         for name in ("forget_rows", "forget_bindings", "forget_sync", "forget_sending"):
             self._run(name)

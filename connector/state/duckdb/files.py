@@ -25,13 +25,19 @@ from ...errors import StateError
 from ...private import private_folder, warn_if_shared
 from ...sqltext import sql_literal
 from ...text import first_line
+from ..store import Location
 
 if TYPE_CHECKING:
-    from ...config import StateConfig
+    from ...config import DuckDBState
 
 STATE_DB = "state"
-WORK_DB = "memory"
 Mode = Literal["write", "read", "scratch"]
+
+
+def file_location(path: Path) -> Location:
+    """Where a state file keeps its snapshots: the file, by its resolved path."""
+    resolved = Path(path).resolve()
+    return Location(("duckdb", str(resolved)), f"state file {path}", str(path), "state.path")
 
 
 def damaged_message(path: Path, sync: str, problem: str) -> str:
@@ -74,7 +80,7 @@ def memory_budget(memory_limit: str | None) -> int | None:
 
 
 def connect(
-    settings: StateConfig, file: Path, sync: str, mode: Mode, shown: Path
+    settings: DuckDBState, file: Path, sync: str, mode: Mode, shown: Path
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory connection with ``file`` attached as ``state`` and in use (``shown``: the
     state file it is, or a copy of, for messages)."""
@@ -166,7 +172,7 @@ def create_whole(
         ) from None
 
 
-def scratch_copy(settings: StateConfig, sync: str) -> tuple[Path, Path]:
+def scratch_copy(settings: DuckDBState, sync: str) -> tuple[Path, Path]:
     """A private folder holding a copy of the state file (and its WAL; nothing when there is
     no file yet): (folder, the copy). The caller holds the shared lock and removes the folder."""
     path = Path(settings.path)

@@ -26,28 +26,29 @@ import duckdb
 
 from ...errors import StateError
 from ...sqltext import load_queries, load_sql, quote_ident
+from ..stage import WORK_DB, duplicate_check_needed
+from ..store import Location, ResetReport
 from .base import MAX_ROWS_KEPT, StoreBase, SyncTables, statements
 from .bindings import FINGERPRINT_SCHEME, TEXT_SCHEME, Bindings
 from .bookkeeping import Bookkeeping
 from .files import (
     STATE_DB,
-    WORK_DB,
     Mode,
     connect,
     copy_into_fresh_file,
     create_whole,
-    damage_guard,
-    keep_damaged,
+    file_location,
     memory_budget,
     scratch_copy,
 )
 from .history import SQL, run_query
-from .staged import Staging, duplicate_check_needed
+from .staged import Staging
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from ...config import StateConfig
+    from ...config import DuckDBState
+    from ..lock import RunLock
 
 SCHEMA_VERSION = "2"
 
@@ -60,22 +61,28 @@ __all__ = [
     "StoreBase",
     "SyncTables",
     "duplicate_check_needed",
-    "reset_state",
-    "rewrite_state",
 ]
 
 
 class DuckDBStore(Staging, Bookkeeping, Bindings):
-    """One sync's view of a state file; open it with :meth:`open`, close it when done."""
+    """One sync's view of a state file; open it with :meth:`open`, close it when done (the
+    way in for every command is :func:`connector.state.open_store`, see :mod:`.access`)."""
 
     @classmethod
-    def open(cls, settings: StateConfig, sync: str, mode: Mode = "write") -> DuckDBStore:
+    def open(
+        cls,
+        settings: DuckDBState,
+        sync: str,
+        mode: Mode = "write",
+        lock: RunLock | None = None,
+    ) -> DuckDBStore:
         """Open the state file for ``sync``.
 
         ``write`` creates it when needed and migrates it; ``read`` attaches it read-only (it
         must exist; see :attr:`outdated`); ``scratch`` works on a private copy (the caller
         holds the shared lock while it is taken; empty when there is no file yet) that is
-        deleted on close, so nothing reaches the real file.
+        deleted on close, so nothing reaches the real file. ``lock``: the run lock the
+        caller holds, whose sidecar shows the run's progress.
         """
         path = Path(settings.path)
         folder, target = None, path
@@ -88,7 +95,7 @@ class DuckDBStore(Staging, Bookkeeping, Bindings):
         try:
             con = connect(settings, target, sync, mode, shown=path)
             budget = memory_budget(settings.memory_limit)
-            store = cls(con, path, sync, mode, settings.keep_values, budget)
+            store = cls(con, path, sync, mode, settings.keep_values, budget, lock)
             store._scratch = folder
             try:
                 if mode == "read":
@@ -104,14 +111,26 @@ class DuckDBStore(Staging, Bookkeeping, Bindings):
             raise
         return store
 
+    def location(self) -> Location:
+        return file_location(self.path)
+
     def close(self) -> None:
-        """Close the file (and delete a scratch copy)."""
+        """Close the file (and delete a scratch copy). When values were forgotten, the file
+        is first copied into a fresh one that replaces it, so their bytes leave the disk:
+        DuckDB keeps deleted rows' bytes in free blocks."""
+        fresh = None
         try:
-            self.con.close()
+            if self.rewrite_on_close and self.mode == "write":
+                fresh = copy_into_fresh_file(self.con, self.path)
         finally:
-            if self._scratch is not None:
-                shutil.rmtree(self._scratch, ignore_errors=True)
-                self._scratch = None
+            try:
+                self.con.close()
+            finally:
+                if self._scratch is not None:
+                    shutil.rmtree(self._scratch, ignore_errors=True)
+                    self._scratch = None
+        if fresh is not None:
+            fresh.replace(self.path)
 
     def __enter__(self) -> DuckDBStore:
         return self
@@ -122,6 +141,13 @@ class DuckDBStore(Staging, Bookkeeping, Bindings):
     def publish_progress(self, **counts: Any) -> None:
         if self.lock is not None:
             self.lock.progress(**counts)
+
+    def reset(self) -> ResetReport:
+        """Forget this sync's snapshot; the file is rewritten when the store closes, so that
+        no forgotten value lingers in it."""
+        forgotten = self.forget_snapshot()
+        self.rewrite_on_close = True
+        return ResetReport(forgotten, str(self.kept_aside) if self.kept_aside else None)
 
     def _schema_version(self) -> str | None:
         if not self._has_table("ts_meta"):
@@ -146,6 +172,7 @@ class DuckDBStore(Staging, Bookkeeping, Bindings):
         if not self._has_table(f"snapshot__{self.sync}"):
             # No run of this sync yet: read an empty snapshot.
             self.tables.snapshot = f"{WORK_DB}.{self.tables.snapshot}"
+            self.local.previous = self.tables.snapshot
             self.con.execute(self.tables.render(load_sql(SQL, "snapshot.sql")))
 
     def _migrate(self) -> None:
@@ -187,34 +214,3 @@ def _initialise(con: duckdb.DuckDBPyConnection) -> None:
     version = load_queries(SQL, "maintenance.sql")["set_schema_version"]
     run_query(con, version, {"version": SCHEMA_VERSION})
     con.execute("COMMIT")
-
-
-def reset_state(settings: StateConfig, sync: str) -> tuple[int, Path | None]:
-    """Forget ``sync``'s snapshot so that the next run sends everything; the caller holds the
-    run lock. Returns (profiles forgotten, where a damaged file was kept aside).
-
-    The file is rewritten (:func:`rewrite_state`), so the forgotten values do not linger on
-    disk. A file DuckDB cannot read is moved aside and a new one started.
-    """
-    path = Path(settings.path)
-    if not path.exists():
-        return 0, None
-    try:
-        return rewrite_state(settings, sync, forget=True), None
-    except StateError as exc:
-        if "is damaged" not in str(exc):
-            raise
-    return 0, keep_damaged(path)
-
-
-def rewrite_state(settings: StateConfig, sync: str, forget: bool) -> int:
-    """Rewrite the state file: copy what it keeps into a fresh file that replaces it
-    atomically (with ``forget``, without ``sync``'s snapshot; returns how many profiles that
-    held). DuckDB keeps deleted rows' bytes in free blocks, so deleting alone would leave
-    forgotten attribute values on disk. The caller holds the run lock."""
-    path = Path(settings.path)
-    with damage_guard(path, sync), DuckDBStore.open(settings, sync, "write") as store:
-        count = store.forget_snapshot() if forget else 0
-        fresh = copy_into_fresh_file(store.con, path)
-    fresh.replace(path)
-    return count

@@ -1,7 +1,8 @@
 -- Reading what staging found: counts, the changes to send, and what plan shows.
 -- Placeholders: {stage} the run's stage table, {changes} its view of the rows to send,
--- {snapshot} the snapshot table; {only} an optional binding filter; {exit_cells} the
--- encoded cells sent for removed profiles.
+-- {previous} a table of what the snapshot held for them (id, cells, binding: the snapshot
+-- itself, or the values a store carried in with the rows); {only} an optional binding filter;
+-- {exit_cells} the encoded cells sent for removed profiles.
 
 -- name: changes_view
 CREATE OR REPLACE VIEW {changes} AS
@@ -23,7 +24,7 @@ FROM {changes} WHERE kind = 'removed';
 -- name: samples
 SELECT c.kind, c.id, p.cells, c.cells, p.binding
 FROM (SELECT * FROM {changes} ORDER BY kind, id LIMIT $limit) AS c
-LEFT JOIN {snapshot} AS p ON p.id = c.id AND c.kind <> 'new'
+LEFT JOIN {previous} AS p ON p.id = c.id AND c.kind <> 'new'
 ORDER BY c.kind, c.id;
 
 -- name: field_changes
@@ -42,10 +43,10 @@ FROM (
         SELECT string_split(p.cells, ',') AS old_cells, string_split(c.cells, ',') AS new_cells
         FROM (
             SELECT c.cells, r.snapshot_row FROM {changes} AS c
-            JOIN (SELECT id, rowid AS snapshot_row FROM {snapshot}{only}) AS r ON r.id = c.id
+            JOIN (SELECT id, rowid AS snapshot_row FROM {previous}{only}) AS r ON r.id = c.id
             WHERE c.kind = 'changed'
         ) AS c
-        JOIN (SELECT rowid AS snapshot_row, cells FROM {snapshot}) AS p USING (snapshot_row)
+        JOIN (SELECT rowid AS snapshot_row, cells FROM {previous}) AS p USING (snapshot_row)
     )
 )
 GROUP BY position ORDER BY position;
@@ -54,19 +55,23 @@ GROUP BY position ORDER BY position;
 SELECT id, reject, reject_detail FROM {stage}
 WHERE reject IS NOT NULL ORDER BY reject, id LIMIT $limit;
 
--- name: record_rejects
-INSERT INTO ts_rejects
-SELECT $run_id, $sync, id, reject, reject_detail FROM {stage}
-WHERE reject IS NOT NULL ORDER BY reject, id LIMIT $limit;
-
--- name: forget_removed_count
-SELECT count(*) FROM {changes} WHERE kind = 'removed';
-
--- name: forget_removed
-DELETE FROM {snapshot} WHERE id IN (SELECT id FROM {changes} WHERE kind = 'removed');
-
 -- name: drop_changes
 DROP VIEW IF EXISTS {changes};
 
 -- name: drop_stage
 DROP TABLE IF EXISTS {stage};
+
+-- name: drop_carried
+DROP TABLE IF EXISTS {carried};
+
+-- name: carried_previous
+-- What the snapshot held for the rows a store staged with their diff done elsewhere.
+CREATE OR REPLACE TABLE {carried} AS
+SELECT id, old_cells AS cells, old_binding AS binding FROM {stage}
+WHERE old_cells IS NOT NULL OR old_binding IS NOT NULL;
+
+-- name: add_removed
+-- Profiles that left the result, as a store that diffs elsewhere found them ({removed}: id,
+-- and the cells and binding the snapshot held).
+INSERT INTO {stage} (id, kind, old_cells, old_binding)
+SELECT id, 'removed', cells, binding FROM {removed};
