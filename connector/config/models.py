@@ -171,6 +171,7 @@ class StateConfig(Frozen):
 
     path: RelPath = Field(
         Path(DEFAULT_STATE_PATH),
+        validate_default=True,  # the default is resolved next to the config file too
         description="The DuckDB state file (snapshots, run history), relative to the config "
         "file. Configs may share one.",
     )
@@ -224,8 +225,11 @@ class SyncConfig(Frozen):
         "`{set: {...}}` (send those values once).",
     )
     target: TargetConfig = Field(description="Where and how batches are sent.")
+    # Validated from {} (with the loader's context) so that the default path is resolved.
     state: StateConfig = Field(
-        StateConfig(), description="The state file and how DuckDB may use the host."
+        default_factory=dict,
+        validate_default=True,
+        description="The state file and how DuckDB may use the host.",
     )
     strict: bool = Field(False, description="Fail the run before sending when any row is rejected.")
     max_removed_fraction: float | None = Field(

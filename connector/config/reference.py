@@ -117,8 +117,8 @@ def _default(info: FieldInfo) -> str:
     value = info.get_default(call_default_factory=True)
     if value is None or value is PydanticUndefined:
         return "—"
-    if isinstance(value, BaseModel):
-        return "(below)"
+    if isinstance(value, BaseModel) or value == {}:
+        return "(below)"  # a section (`state` defaults to {}, validated): its own table
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
     if isinstance(value, tuple | list):
