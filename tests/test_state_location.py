@@ -1,10 +1,13 @@
 """Where the state file is (issue 20): the default ``.target-sync/state.duckdb`` sits next to
-the config file whatever the working directory, as an explicit relative ``state.path`` does."""
+the config file whatever the working directory, as an explicit relative ``state.path`` does;
+and a state file an earlier version left in the working directory is never silently
+replaced by a full resend."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -200,3 +203,93 @@ def test_a_second_run_from_another_directory_meets_the_first_runs_lock(
             run.wait()
     assert len(emulator.profiles()) == 1000
     assert tree(one) == tree(two) == []
+
+
+# -- 4. a state file an earlier version left in the working directory --------------------------
+
+
+def test_a_state_file_left_in_the_working_directory_is_refused_with_the_two_fixes(
+    tmp_path: Path, emulator: Emulator, warehouse: Warehouse, write_config: ConfigWriter
+) -> None:
+    warehouse(CUSTOMERS.format(n=20))
+    configs, old_cwd = folders(tmp_path, "configs", "old_cwd")
+    legacy = old_cwd / ".target-sync" / "state.duckdb"
+    new = configs.resolve() / ".target-sync" / "state.duckdb"
+    # What an earlier version made of a config without state.path run from old_cwd.
+    config = write_config(emulator=emulator, file_name="configs/sync.yaml")
+    with_state(config, {"path": str(legacy)})
+    made = sync_from(old_cwd, config)
+    assert made.returncode == 0 and summary(made)["sent"] == 20, made.stderr
+    uploads = emulator.upload_count
+    before = tree(old_cwd)
+
+    with_state(config, None)
+    for command, args in (
+        ("sync", ()),
+        ("sync", ("--dry-run",)),
+        ("status", ()),
+        ("plan", ()),
+        ("reset", ("--yes",)),
+    ):
+        cli = command_from(old_cwd, command, config, *args)
+        assert cli.returncode == 1, (command, cli.stdout, cli.stderr)
+        message = error_line(cli)
+        assert str(legacy) in message, (command, message)
+        assert "20 profiles" in message
+        assert "working directory" in message and "next to the config file" in message
+        assert f"state.path: {legacy} in {config.resolve()}" in message
+        assert f"copy it to the new default path {new}" in message
+        assert "Nothing was read or sent" in message
+        assert emulator.upload_count == uploads, command
+        assert not new.parent.exists(), command  # no state file (nor folder) next to the config
+        assert tree(old_cwd) == before, command
+
+    # Fix 1: keep using the old file.
+    with_state(config, {"path": str(legacy)})
+    kept = sync_from(old_cwd, config)
+    assert kept.returncode == 0, kept.stderr
+    assert summary(kept)["sent"] == 0
+
+    # Fix 2: copy it to the new default; the old one may stay (other folders' configs).
+    with_state(config, None)
+    new.parent.mkdir()
+    shutil.copyfile(legacy, new)
+    for cwd in (old_cwd, configs):
+        copied = sync_from(cwd, config)
+        assert copied.returncode == 0, copied.stderr
+        assert summary(copied)["sent"] == 0
+    assert emulator.upload_count == uploads
+
+
+def test_a_state_file_in_the_working_directory_holding_only_other_syncs_does_not_block(
+    tmp_path: Path, emulator: Emulator, warehouse: Warehouse, write_config: ConfigWriter
+) -> None:
+    warehouse(CUSTOMERS.format(n=10))
+    configs, old_cwd = folders(tmp_path, "configs", "old_cwd")
+    legacy = old_cwd / ".target-sync" / "state.duckdb"
+    other = write_config(emulator=emulator, name="other", file_name="configs/other.yaml")
+    assert sync_from(old_cwd, with_state(other, {"path": str(legacy)})).returncode == 0
+
+    config = with_state(write_config(emulator=emulator, file_name="configs/sync.yaml"), None)
+    cli = sync_from(old_cwd, config)
+    assert cli.returncode == 0, cli.stderr
+    assert summary(cli)["sent"] == 10
+    assert (configs / ".target-sync" / "state.duckdb").is_file()
+
+
+def test_an_unreadable_state_file_in_the_working_directory_is_refused(
+    tmp_path: Path, emulator: Emulator, warehouse: Warehouse, write_config: ConfigWriter
+) -> None:
+    warehouse(CUSTOMERS.format(n=10))
+    configs, old_cwd = folders(tmp_path, "configs", "old_cwd")
+    legacy = old_cwd / ".target-sync" / "state.duckdb"
+    legacy.parent.mkdir()
+    legacy.write_bytes(b"not a duckdb file, perhaps truncated by a crash" * 100)
+    config = with_state(write_config(emulator=emulator, file_name="configs/sync.yaml"), None)
+    cli = sync_from(old_cwd, config)
+    assert cli.returncode == 1, cli.stderr
+    message = error_line(cli)
+    assert f"the state file {legacy} in the working directory could not be read" in message
+    assert "may hold this sync's snapshot" in message and "Nothing was read or sent" in message
+    assert emulator.upload_count == 0
+    assert not (configs / ".target-sync").exists()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StateError
 from .duckdb import DuckDBStore, damage_guard, reset_state, rewrite_state
+from .duckdb.legacy import refuse_legacy_default
 from .lock import RunLock, describe_holder, shared_read
 from .store import (
     AcceptedBatch,
@@ -69,6 +70,7 @@ def for_run(config: SyncConfig, dry_run: bool) -> Iterator[StateStore]:
     another DuckDB version) it works on a private copy instead. With no state file yet, a
     dry run takes no lock and reads an empty store.
     """
+    refuse_legacy_default(config)
     path = Path(config.state.path)
     with ExitStack() as stack:
         stack.enter_context(damage_guard(path, config.name))
@@ -108,6 +110,7 @@ def for_reading(config: SyncConfig) -> Iterator[Reading]:
     """The state file opened read-only under the shared lock (a run starting meanwhile waits
     for it). While a run holds the file, ``running`` says who and how far it got and nothing
     is opened; with no file yet, neither is set."""
+    refuse_legacy_default(config)
     path = Path(config.state.path)
     with shared_read(path, config.name) as holder:
         if holder is not None:
@@ -126,6 +129,7 @@ def for_reading(config: SyncConfig) -> Iterator[Reading]:
 def private_copy(config: SyncConfig) -> StateStore:
     """A store over a private copy of the state file, taken under the shared lock (it is
     deleted when the store closes). Raises StateError while a run holds the file."""
+    refuse_legacy_default(config)
     path = Path(config.state.path)
     with shared_read(path, config.name) as holder, damage_guard(path, config.name):
         if holder is not None:
@@ -147,6 +151,7 @@ class ResetReport:
 def reset(config: SyncConfig) -> ResetReport:
     """Forget a sync's snapshot under the run lock; the file is rewritten so that no value
     lingers, and a damaged file is kept aside (the report says where)."""
+    refuse_legacy_default(config)
     with RunLock(Path(config.state.path), config.name, "reset"):
         forgotten, kept = reset_state(config.state, config.name)
     return ResetReport(forgotten, str(kept) if kept else None)
