@@ -12,7 +12,8 @@ damage guard, read-only views and private copies, chosen by the access.
 * ``plan``: a private copy taken under the shared lock, deleted when the store closes;
 * ``reset``: the run lock; a file DuckDB cannot read is kept aside (``.damaged-TIME``).
 
-A store that dropped values (``keep_values: false``, ``reset``) rewrites the file when it
+Before any of them, a state file an earlier version left in the working directory is
+refused (:mod:`.legacy`). A store that dropped values (``keep_values: false``, ``reset``) rewrites the file when it
 closes, while the lock is still held.
 """
 
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 from ...errors import RunInProgress, StateError
 from ..lock import RunLock, describe_holder, shared_read
 from .files import damage_guard, keep_damaged
+from .legacy import refuse_legacy_default
 from .store import DuckDBStore
 
 if TYPE_CHECKING:
@@ -44,6 +46,7 @@ def open_file_store(
 ) -> Iterator[DuckDBStore]:
     """The local store of ``config`` (whose ``state`` is ``settings``) opened for
     ``access`` (see the module's docstring)."""
+    refuse_legacy_default(config)
     path, name = Path(settings.path), config.name
     with ExitStack() as stack:
         if access in ("read", "plan"):
