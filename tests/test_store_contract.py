@@ -53,8 +53,7 @@ def _duckdb_case(tmp_path: Path) -> StoreCase:
     def write(rows: list[Row]) -> None:
         with duckdb.connect(str(warehouse)) as con:
             con.execute(
-                "CREATE OR REPLACE TABLE customers "
-                "(customer_id VARCHAR, tier VARCHAR, ltv BIGINT)"
+                "CREATE OR REPLACE TABLE customers (customer_id VARCHAR, tier VARCHAR, ltv BIGINT)"
             )
             if rows:
                 con.executemany("INSERT INTO customers VALUES (?, ?, ?)", rows)
@@ -325,12 +324,13 @@ def test_one_run_at_a_time_and_readers_name_the_holder(case: StoreCase) -> None:
         accept(store, config, stage(store, config), "b1")
         store.drop_work_tables()
     with open_store(config, "run"):
-        with pytest.raises(LockedError, match="another run holds the lock"):
-            with open_store(config, "run"):
-                pass
-        with pytest.raises(RunInProgress) as busy:
-            with open_store(config, "plan"):
-                pass
+        with (
+            pytest.raises(LockedError, match="another run holds the lock"),
+            open_store(config, "run"),
+        ):
+            pass
+        with pytest.raises(RunInProgress) as busy, open_store(config, "plan"):
+            pass
         assert busy.value.holder["pid"]
 
 
@@ -350,4 +350,3 @@ def test_reset_forgets_the_snapshot_and_the_next_run_sends_everything(case: Stor
         assert staged.report.first_run and diff(staged.report) == (3, 0, 0, 0, 0)
         assert store.invariant_violations() == []
         store.drop_work_tables()
-

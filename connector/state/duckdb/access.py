@@ -13,8 +13,8 @@ damage guard, read-only views and private copies, chosen by the access.
 * ``reset``: the run lock; a file DuckDB cannot read is kept aside (``.damaged-TIME``).
 
 Before any of them, a state file an earlier version left in the working directory is
-refused (:mod:`.legacy`). A store that dropped values (``keep_values: false``, ``reset``) rewrites the file when it
-closes, while the lock is still held.
+refused (:mod:`.legacy`). A store that dropped values (``keep_values: false``, ``reset``)
+rewrites the file when it closes, while the lock is still held.
 """
 
 from __future__ import annotations
