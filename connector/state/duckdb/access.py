@@ -46,7 +46,7 @@ def open_file_store(
 ) -> Iterator[DuckDBStore]:
     """The local store of ``config`` (whose ``state`` is ``settings``) opened for
     ``access`` (see the module's docstring)."""
-    refuse_legacy_default(config)
+    refuse_legacy_default(config, settings)
     path, name = Path(settings.path), config.name
     with ExitStack() as stack:
         if access in ("read", "plan"):

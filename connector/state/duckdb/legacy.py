@@ -26,17 +26,18 @@ from ...text import first_line
 from ..lock import describe_holder, lock_path, shared_read
 
 if TYPE_CHECKING:
-    from ...config import SyncConfig
+    from ...config import DuckDBState, SyncConfig
 
 
-def refuse_legacy_default(config: SyncConfig) -> None:
-    """Raise StateError when ``config`` gives no ``state.path``, the default state file
+def refuse_legacy_default(config: SyncConfig, settings: DuckDBState) -> None:
+    """Raise StateError when ``config`` (whose ``state`` is ``settings``) gives no
+    ``state.path``, the default state file
     next to it does not hold this sync, and ``.target-sync/state.duckdb`` in the working
     directory does (or may: it cannot be read). Creates nothing; in the common case it
     costs one stat."""
-    if "path" in config.state.model_fields_set:
+    if "path" in settings.model_fields_set:
         return  # an explicit path means what it says
-    current = Path(config.state.path)
+    current = Path(settings.path)
     try:
         legacy = Path.cwd() / DEFAULT_STATE_PATH
     except OSError:  # the working directory was deleted: nothing can be in it
