@@ -176,7 +176,9 @@ def scratch_copy(settings: DuckDBState, sync: str) -> tuple[Path, Path]:
     """A private folder holding a copy of the state file (and its WAL; nothing when there is
     no file yet): (folder, the copy). The caller holds the shared lock and removes the folder."""
     path = Path(settings.path)
-    parent = path.parent if path.parent.is_dir() else Path(tempfile.gettempdir())
+    # Beside the file, so that a large copy stays on its disk; with no file, nothing is copied
+    # and the folder (perhaps read-only, perhaps not there) is left alone.
+    parent = path.parent if path.exists() else Path(tempfile.gettempdir())
     folder = Path(tempfile.mkdtemp(prefix="target-sync-", dir=parent))
     copy = folder / path.name
     if path.exists():

@@ -31,10 +31,9 @@ if TYPE_CHECKING:
 
 def refuse_legacy_default(config: SyncConfig, settings: DuckDBState) -> None:
     """Raise StateError when ``config`` (whose ``state`` is ``settings``) gives no
-    ``state.path``, the default state file
-    next to it does not hold this sync, and ``.target-sync/state.duckdb`` in the working
-    directory does (or may: it cannot be read). Creates nothing; in the common case it
-    costs one stat."""
+    ``state.path``, the default state file next to it does not hold this sync, and
+    ``.target-sync/state.duckdb`` in the working directory does (or may: it cannot be read).
+    Creates nothing; in the common case it costs one stat."""
     if "path" in settings.model_fields_set:
         return  # an explicit path means what it says
     current = Path(settings.path)
