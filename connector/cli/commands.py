@@ -121,7 +121,7 @@ def verify(
     Reports matched, mismatched (attribute, expected, found), not found, and too recent to
     judge, with the mismatch rate and its 95% confidence interval. Changes nothing unless
     --resend-mismatched. Exit codes: 0 the rate is within --max-mismatch; 3 it is over;
-    1 Target or the state file could not be read; 2 usage or config error.
+    1 Target or the state store could not be read; 2 usage or config error.
     """
     from ..verify import verify as run_verify
     from .reports import render_verify
