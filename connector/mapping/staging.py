@@ -128,7 +128,7 @@ class StagingSQL:
         else:
             if previous is not None:
                 need = "s.fp IS NOT NULL AND (NOT s.clear OR s.fp IS DISTINCT FROM p.fp)"
-            unchanged = "false" if carried else "coalesce(old_fp = fp, false)"
+            unchanged = "coalesce(old_fp = fp, false)"
         values = ", ".join(
             f"CASE WHEN need THEN {text} END AS v{i}" for i, text in enumerate(self.effective)
         )
