@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from connector.emulator import Emulator
-from connector.state.lock import RunLock
+from connector.state.duckdb.lock import RunLock
 
 from .conftest import CUSTOMERS, ConfigWriter
 

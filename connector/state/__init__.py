@@ -5,8 +5,8 @@ plan, reset): it returns the store the config's ``state.type`` names, holding wh
 of store needs for the access (for the local file: the run lock, the damage guard, read-only
 views, private copies). :func:`location_of` says where a config's snapshot lives without
 opening anything. :mod:`.store` is the protocol every store implements, :mod:`.stage` the
-local stage every store builds its texts in; :mod:`.duckdb` the local store, :mod:`.lock`
-its run lock. Nothing outside this package names a store class or a file.
+local stage every store builds its texts in; :mod:`.duckdb` the local store (with its run
+lock). Nothing outside this package names a store class or a file.
 """
 
 from __future__ import annotations

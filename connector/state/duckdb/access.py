@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors import RunInProgress, StateError
-from ..lock import RunLock, describe_holder, shared_read
 from .files import damage_guard, keep_damaged
 from .legacy import refuse_legacy_default
+from .lock import RunLock, describe_holder, shared_read
 from .store import DuckDBStore
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from .files import STATE_DB, Mode
 from .history import SQL, DuckDBHistory, run_query
 
 if TYPE_CHECKING:
-    from ..lock import RunLock
+    from .lock import RunLock
 
 log = logging.getLogger(__name__)
 

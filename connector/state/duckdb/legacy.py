@@ -23,7 +23,7 @@ from ...config.models import DEFAULT_STATE_PATH
 from ...errors import StateError
 from ...sqltext import quote_ident
 from ...text import first_line
-from ..lock import describe_holder, lock_path, shared_read
+from .lock import describe_holder, lock_path, shared_read
 
 if TYPE_CHECKING:
     from ...config import DuckDBState, SyncConfig

@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ...config import DuckDBState
-    from ..lock import RunLock
+    from .lock import RunLock
 
 SCHEMA_VERSION = "2"
 

@@ -32,8 +32,8 @@ from typing import IO, Any
 
 import portalocker
 
-from ..errors import LockedError, StateError
-from ..private import private_folder
+from ...errors import LockedError, StateError
+from ...private import private_folder
 
 log = logging.getLogger(__name__)
 
