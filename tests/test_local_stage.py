@@ -36,8 +36,15 @@ from connector.mapping import (
     staging_input,
     staging_sql,
 )
-from connector.state import AcceptedBatch, FieldChanges, Sample, Verdict, open_store
-from connector.state.stage import CARRIED, LocalStage, Tally
+from connector.state import (
+    AcceptedBatch,
+    FieldChanges,
+    Sample,
+    StageReport,
+    Verdict,
+    open_store,
+)
+from connector.state.stage import CARRIED, LocalStage
 
 Row = tuple[str | None, str | None, int | None]
 ATTRIBUTES = ["loyaltyTier", "lifetimeValue"]
@@ -88,8 +95,7 @@ class Outcome:
     field_changes: FieldChanges
 
 
-def _counts(tally: Tally) -> dict[str, Any]:
-    report = tally.report(first_run=False)
+def _counts(report: StageReport) -> dict[str, Any]:
     return {
         "new": report.new,
         "changed": report.changed,
@@ -99,14 +105,14 @@ def _counts(tally: Tally) -> dict[str, Any]:
     }
 
 
-def _read(stage: Any, config: SyncConfig, tally: Tally) -> Outcome:
+def _read(stage: Any, config: SyncConfig, report: StageReport) -> Outcome:
     upserts = stage.changes("upsert", 1000).read_all().to_pylist()
     removals: dict[str, str] = {}
     if not isinstance(config.on_removed, str):
         gone = stage.changes("removed", 1000, exit_cells(config)[1]).read_all().to_pylist()
         removals = {r["id"]: r["line"] for r in gone}
     return Outcome(
-        counts=_counts(tally),
+        counts=_counts(report),
         upserts={r["id"]: (r["cells"], r["line"]) for r in upserts},
         removals=removals,
         rejects=stage.rejects(1000),
@@ -157,15 +163,8 @@ def _local(config: SyncConfig) -> Outcome:
             None,
         )
         report = store.stage_and_diff(config, prepared)
-        # The local store's view of its stage, read through the protocol.
-        outcome = _read(_ProtocolView(store), config, Tally(()))
-        outcome.counts = {
-            "new": report.new,
-            "changed": report.changed,
-            "retried": report.retried,
-            "removed": report.removed,
-            "rejected": report.rejected,
-        }
+        # The local store's stage, read through the protocol.
+        outcome = _read(_ProtocolView(store), config, report)
         store.drop_work_tables()
     return outcome
 
@@ -248,8 +247,7 @@ def _elsewhere(
         staging_sql(config, source.schema),
     )
     stage.add_removed(removed.to_reader())
-    tally = stage.finish()
-    outcome = _read(stage, config, tally)
+    outcome = _read(stage, config, stage.finish().report(first_run=False))
     stage.drop()
     con.close()
     digests.update({i: fp for i, fp in zip(given["customer_id"].to_pylist(), fps, strict=True)})
