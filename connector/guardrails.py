@@ -25,8 +25,9 @@ def full_resend_reason(config: SyncConfig, binding: str, prepared: PrepareReport
         return "first run (the snapshot is empty)"
     if prepared.unrefreshable:
         return (
-            f"fingerprints were made by another version of the state store's engine and the "
-            f"snapshot keeps no values to recompute them (state.keep_values: false): "
+            f"fingerprints were made by another version (of target-sync's fingerprints or of "
+            f"the store's engine) and the snapshot keeps no values to recompute them "
+            f"(state.keep_values: false): "
             f"{prepared.unrefreshable:,} profiles are resent once"
         )
     others = {b: n for b, n in census.items() if b != binding}

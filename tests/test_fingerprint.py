@@ -37,6 +37,7 @@ NUMBERS = [
     Decimal("5.1"),
     Decimal("5.10"),
     Decimal("-5.1"),
+    Decimal("-1"),  # DuckDB's hash of a HUGEINT takes -1 for 0 (typed-1 never sent it)
     Decimal("0.0001"),
     Decimal("-0.5"),
     Decimal("123456789012345.5"),
@@ -194,6 +195,35 @@ def test_a_changed_text_always_changes_the_fingerprint(tmp_path: Path, versions:
     # The same row in the same types is the same fingerprint (and the same text).
     again = stage(config, first)
     assert again == before
+
+
+@pytest.mark.parametrize(
+    ("t", "pair"),
+    [
+        (pa.int64(), [0, -1]),
+        (pa.int8(), [0, -1]),
+        (pa.uint64(), [0, 2**64 - 1]),
+        (pa.decimal128(10, 2), [Decimal("0.00"), Decimal("-1.00")]),
+        # 2^64 + 1: both halves 1, which DuckDB's hash of a HUGEINT XORs away.
+        (pa.decimal128(38, 0), [Decimal(0), Decimal(2**64 + 1)]),
+        (pa.decimal128(38, 0), [Decimal(2**64 + 5), Decimal(5 * 2**64 + 1)]),
+        (pa.decimal128(38, 38), [Decimal(0), Decimal("-1e-38")]),
+        (pa.timestamp("ns"), [0, -1]),
+    ],
+    ids=repr,
+)
+def test_values_that_duckdb_hashes_alike_as_hugeint_still_change_the_fingerprint(
+    tmp_path: Path, t: pa.DataType, pair: list[Any]
+) -> None:
+    config = make_config(tmp_path, {"num": "num"})
+    if pa.types.is_timestamp(t) or pa.types.is_time(t):
+        column = pa.array(pair, pa.int64()).view(t)
+    else:
+        column = pa.array(pair, t)
+    table = pa.table({"id": ["a", "b"], "num": column})
+    staged = stage(config, table)
+    assert staged["a"][4] != staged["b"][4]  # different texts ...
+    assert staged["a"][0] != staged["b"][0]  # ... so different fingerprints
 
 
 def test_the_same_value_in_another_type_keeps_its_fingerprint(tmp_path: Path) -> None:

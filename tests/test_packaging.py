@@ -181,7 +181,7 @@ def test_installed_wheel_runs_the_demo_and_a_sync_and_its_state_survives_a_duckd
         assert len(emulator.profiles()) == 40 and len(emulator.uploads) == 1
         with duckdb.connect(str(tmp_path / "state.duckdb"), read_only=True) as con:
             (scheme,) = con.execute("SELECT fingerprint_scheme FROM ts_syncs").fetchone() or ("",)
-        assert scheme == f"typed-1/duckdb-hash/{OLDEST_DUCKDB}"
+        assert scheme == f"typed-2/duckdb-hash/{OLDEST_DUCKDB}"
 
         # The newest DuckDB (this environment's) takes the state file over: fingerprints are
         # recomputed from the stored cells as text fingerprints, which staging then migrates
@@ -192,4 +192,4 @@ def test_installed_wheel_runs_the_demo_and_a_sync_and_its_state_survives_a_duckd
         assert result.full_resend_reason is None and len(emulator.uploads) == 1
         with duckdb.connect(str(tmp_path / "state.duckdb"), read_only=True) as con:
             (scheme,) = con.execute("SELECT fingerprint_scheme FROM ts_syncs").fetchone() or ("",)
-        assert scheme == f"typed-1/duckdb-hash/{duckdb.__version__}"
+        assert scheme == f"typed-2/duckdb-hash/{duckdb.__version__}"

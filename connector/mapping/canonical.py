@@ -14,7 +14,7 @@ shape         canonical value (DuckDB SQL over the ingested       text bound (by
 ``num``       integers and decimals up to 38 digits: the integer  ``p + 3`` (digits, sign,
               part as HUGEINT and the fraction as DECIMAL(38,38)  point, a leading 0), 20
               (exact, and 5.1 and 5.10 agree: both are functions  for integers
-              of the number alone)
+              of the number alone), each hashed as below
 ``float``     Arrow's shortest round-trip text of the float       26
               (what the text rule rewrites; ingest makes it)
 ``bool``      the BOOLEAN                                         5
@@ -33,6 +33,15 @@ shape         canonical value (DuckDB SQL over the ingested       text bound (by
 
 The bounds are never less than the length of the text the value has (tested): a row whose
 bounds clear every limit needs no text to be checked (see :mod:`.staging`).
+
+DuckDB hashes a 128-bit value (HUGEINT, a DECIMAL of more than 18 digits) as the XOR of the
+hashes of its two 64-bit halves, so 0 and -1 hash alike, as does any value whose halves are
+equal (2^64 + 1) or swapped: an integer going from 0 to -1 was never sent (typed-1). A HUGEINT
+is therefore hashed as its two halves, a BIGINT and a UBIGINT, which DuckDB combines by
+position; a fraction (DECIMAL(38,38), whose halves DuckDB arithmetic cannot reach without
+overflowing) is hashed with its DOUBLE beside it, which differs wherever the structured
+collisions occur (0 and -1e-38; equal or swapped halves of values that are not within a
+double's precision of each other).
 """
 
 from __future__ import annotations
@@ -46,7 +55,8 @@ if TYPE_CHECKING:
 from .ingest import extension_name, ingest_type
 from .temporal import MS_PER_DAY, UNITS, floor_div
 
-_ZERO_FRACTION = "CAST(0 AS DECIMAL(38, 38))"
+_ZERO_FRACTION = ("CAST(0 AS DECIMAL(38, 38))", "CAST(0 AS DOUBLE)")
+_LOW_64_BITS = "CAST(18446744073709551615 AS HUGEINT)"
 # Upper bounds of a canonical text in bytes (the module's table; tests/test_fingerprint.py
 # checks them against the longest texts of each type).
 INTEGER_BYTES = 20
@@ -95,17 +105,19 @@ def typed_canonical(c: str, arrow_type: pa.DataType, fmt: str | None) -> Canonic
     if pa.types.is_boolean(t):
         return Canonical((c,), "bool", BOOL_BYTES)
     if pa.types.is_integer(t):
-        return Canonical((f"CAST({c} AS HUGEINT)", _ZERO_FRACTION), "num", INTEGER_BYTES)
+        return Canonical((*_halves(f"CAST({c} AS HUGEINT)"), *_ZERO_FRACTION), "num", INTEGER_BYTES)
     if pa.types.is_decimal(t):
         ingested = ingest_type(t)
         if not pa.types.is_decimal(ingested):
             return None  # over 38 digits: ingested as exact text
         if ingested.scale == 0:
-            values = (f"CAST({c} AS HUGEINT)", _ZERO_FRACTION)
+            values = (*_halves(f"CAST({c} AS HUGEINT)"), *_ZERO_FRACTION)
         else:
+            fraction = f"CAST({c} - trunc({c}) AS DECIMAL(38, 38))"
             values = (
-                f"CAST(trunc({c}) AS HUGEINT)",
-                f"CAST({c} - trunc({c}) AS DECIMAL(38, 38))",
+                *_halves(f"CAST(trunc({c}) AS HUGEINT)"),
+                fraction,
+                f"CAST({fraction} AS DOUBLE)",
             )
         return Canonical(values, "num", ingested.precision + 3)
     if pa.types.is_floating(t):
@@ -116,10 +128,19 @@ def typed_canonical(c: str, arrow_type: pa.DataType, fmt: str | None) -> Canonic
         return Canonical((floor_div(c, MS_PER_DAY),), "date", DATE_BYTES)
     if pa.types.is_timestamp(t):
         shape = "tsz" if t.tz is not None else "ts"
-        return Canonical((_nanoseconds(c, t.unit),), shape, CLOCK_BYTES)
+        return Canonical(_halves(_nanoseconds(c, t.unit)), shape, CLOCK_BYTES)
     if pa.types.is_time(t):
-        return Canonical((_nanoseconds(c, t.unit),), "time", CLOCK_BYTES)
+        return Canonical(_halves(_nanoseconds(c, t.unit)), "time", CLOCK_BYTES)
     return None
+
+
+def _halves(value: str) -> tuple[str, str]:
+    """A HUGEINT as two hash arguments, its upper and lower 64 bits (see the module's
+    docstring: DuckDB's own hash of a HUGEINT confuses 0 and -1)."""
+    return (
+        f"CAST(({value}) >> 64 AS BIGINT)",
+        f"CAST(({value}) & {_LOW_64_BITS} AS UBIGINT)",
+    )
 
 
 def _nanoseconds(c: str, unit: str) -> str:

@@ -52,7 +52,8 @@ SQL = Path(__file__).parent / "sql"
 # The name the state store registers the source stream under, for the staging SELECT.
 SOURCE = "source_stream"
 # The version of the typed fingerprint (part of every fingerprint's signature).
-TYPED_SCHEME = "typed-1"
+# typed-2: 128-bit values hashed as their halves (typed-1 hashed 0 and -1 alike).
+TYPED_SCHEME = "typed-2"
 
 
 def staging_input(

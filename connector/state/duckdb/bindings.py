@@ -10,6 +10,7 @@ from typing import Any
 
 import duckdb
 
+from ...mapping.staging import TYPED_SCHEME
 from ...sqltext import sql_literal
 from ..store import Binding, PrepareReport
 from .base import StoreBase
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 # How fingerprints are computed: DuckDB's hash() of canonical typed values (mapping/canonical).
 # DuckDB's hash() may change between versions, and the scheme before typed values hashed the
 # texts: a snapshot of another scheme is migrated (see Bindings.prepare).
-FINGERPRINT_SCHEME = f"typed-1/duckdb-hash/{duckdb.__version__}"
+FINGERPRINT_SCHEME = f"{TYPED_SCHEME}/duckdb-hash/{duckdb.__version__}"
 # The scheme before: hash(texts..., binding signature), which the stored cells can recompute.
 TEXT_SCHEME = f"duckdb-hash/{duckdb.__version__}"
 

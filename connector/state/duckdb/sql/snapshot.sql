@@ -3,7 +3,7 @@
 --             fingerprints after a DuckDB upgrade and to show old → new values)
 --   fp        fingerprint: hash of the values in their canonical typed forms and of a
 --             signature of the binding and the values' shapes (connector/mapping/canonical.py;
---             ts_syncs.fingerprint_scheme typed-1/...); under the scheme before
+--             ts_syncs.fingerprint_scheme typed-2/...); under the scheme before
 --             (duckdb-hash/...), hash of the cells' decoded texts and the binding signature,
 --             which the next staging migrates; NULL when the profile is owed: Target failed, lost or never confirmed its last
 --             delivery, so what Target holds is unknown and the next run resends it
