@@ -225,7 +225,7 @@ class LocalStage:
             stale={names[i - 1]: int(n) for i, _, n in rows if n and nullable[i - 1]},
         )
 
-    def rejects(self, limit: int) -> list[tuple[str | None, str, str | None]]:
+    def staged_rejects(self, limit: int) -> list[tuple[str | None, str, str | None]]:
         """Up to ``limit`` rejected rows: (id, reason, detail), by reason then id."""
         rows = self._run("staged_rejects", {"limit": limit}).fetchall()
         return [(r[0], r[1], r[2]) for r in rows]

@@ -93,7 +93,7 @@ class Staging(StoreBase):
         return self.local.field_changes(names, nullable, comparable)
 
     def staged_rejects(self, limit: int) -> list[tuple[str | None, str, str | None]]:
-        return self.local.rejects(limit)
+        return self.local.staged_rejects(limit)
 
     def drop_work_tables(self) -> None:
         """Drop the run's stage (its table, view and whatever it carried)."""

@@ -26,7 +26,7 @@ import duckdb
 
 from ...errors import StateError
 from ...sqltext import load_queries, load_sql, quote_ident
-from ..stage import WORK_DB, duplicate_check_needed
+from ..stage import WORK_DB
 from ..store import Location, ResetReport
 from .base import MAX_ROWS_KEPT, StoreBase, SyncTables, statements
 from .bindings import FINGERPRINT_SCHEME, TEXT_SCHEME, Bindings
@@ -60,7 +60,6 @@ __all__ = [
     "DuckDBStore",
     "StoreBase",
     "SyncTables",
-    "duplicate_check_needed",
 ]
 
 
