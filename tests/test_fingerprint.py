@@ -470,3 +470,37 @@ def test_a_snapshot_of_text_fingerprints_is_migrated_without_a_resend(
     assert not connector.plan(config).fingerprint_migration
     assert connector.sync(config).sent == 0
     assert_invariants(config)
+
+
+def test_a_typed_1_snapshot_migrates_once_and_sends_what_typed_1_missed(
+    emulator: Emulator, warehouse: Warehouse, write_config: ConfigWriter
+) -> None:
+    """typed-1 hashed 0 and -1 alike: a score that went from 0 to -1 under it was never sent
+    while its snapshot row kept the old text. Migrating compares texts, so it goes now, and
+    nothing else does."""
+    from connector.state.duckdb.store import FINGERPRINT_SCHEME
+
+    from .test_integrity import sent_ids
+
+    warehouse(
+        "CREATE OR REPLACE TABLE customers AS SELECT 'c' || i AS customer_id, "
+        "CAST(i % 3 - 1 AS BIGINT) AS score FROM range(30) t(i)"
+    )
+    config = write_config(emulator=emulator, attributes={"score": "score"})
+    assert connector.sync(config).sent == 30
+    state = Path(load_config(config).state.path)
+    # What typed-1 left after missing a change: the scheme's name, the old texts.
+    warehouse("UPDATE customers SET score = -1 WHERE customer_id = 'c1'")  # 0 -> -1
+    with duckdb.connect(str(state)) as con:
+        scheme = FINGERPRINT_SCHEME.replace("typed-2/", "typed-1/")
+        con.execute("UPDATE ts_syncs SET fingerprint_scheme = ?", [scheme])
+
+    assert connector.plan(config).fingerprint_migration
+    uploads = len(emulator.uploads)
+    result = connector.sync(config)
+    assert (result.exit_code, result.sent, result.full_resend_reason) == (0, 1, None)
+    assert sent_ids(emulator.uploads[uploads:]) == ["c1"]
+    assert emulator.profiles()["c1"]["score"] == "-1"
+    warehouse("UPDATE customers SET score = 0 WHERE customer_id = 'c1'")  # and back
+    assert connector.sync(config).sent == 1
+    assert emulator.profiles()["c1"]["score"] == "0"
